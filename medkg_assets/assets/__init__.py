@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each holds its assets and the checks that guard them."""

@@ -1,0 +1,112 @@
+"""Stage 1: source documents → validated documents → token-aware chunks (per namespace)."""
+
+import statistics
+import time
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from medkg_assets.assets.context import layout, markdown_table, telemetry_metadata
+from medkg_assets.automation.jobs import INGEST_GROUP as GROUP
+from medkg_assets.partitions import namespace_partitions
+from medkg_assets.progress import Progress
+from medkg_assets.settings import get_config
+from medkg_assets.storage.atomic import atomic_write_jsonl, read_jsonl
+from medkg_assets.text.chunking import chunk_document, load_tokenizer
+from medkg_assets.text.documents import BadInputError, Document, read_documents
+
+
+@asset(
+    partitions_def=namespace_partitions,
+    group_name=GROUP,
+    kinds={"python", "jsonl"},
+    description="The namespace's source documents, validated and hashed (BEIR JSONL, .txt, .md).",
+)
+def source_documents(context: AssetExecutionContext) -> MaterializeResult:
+    config = get_config()
+    namespace = config.namespace(context.partition_key)
+    started = time.perf_counter()
+    try:
+        result = read_documents(
+            namespace.source_path, namespace.chunking.max_document_bytes, namespace.on_bad_record
+        )
+    except BadInputError as error:
+        raise Failure(
+            description=f"namespace {namespace.name}: {error}",
+            metadata={"bad_records": len(error.records), "source": str(namespace.source_path)},
+        ) from error
+    except FileNotFoundError as error:
+        raise Failure(
+            description=f"namespace {namespace.name}: {error}; fix source.path in {namespace.config_file}"
+        ) from error
+    for skipped in result.skipped:
+        context.log.warning(f"skipped bad record {skipped}")
+    count = atomic_write_jsonl(
+        layout(config).documents(namespace.name), (d.to_record() for d in result.documents)
+    )
+    context.log.info(f"{namespace.name}: {count} documents from {len(result.files)} file(s)")
+    skipped_rows = [[r.file, r.line or "", r.reason] for r in result.skipped[:50]]
+    return MaterializeResult(
+        metadata={
+            "documents": count,
+            "source_files": len(result.files),
+            "skipped_records": len(result.skipped),
+            "skipped": markdown_table(["file", "line", "reason"], skipped_rows)
+            if skipped_rows
+            else MetadataValue.text("none"),
+            "source": MetadataValue.path(str(namespace.source_path)),
+            "tenant_id": namespace.tenant_id,
+            "duration_s": round(time.perf_counter() - started, 3),
+            **telemetry_metadata(config),
+        }
+    )
+
+
+@asset(
+    partitions_def=namespace_partitions,
+    group_name=GROUP,
+    deps=[source_documents],
+    kinds={"python", "jsonl"},
+    description="Token windows with overlap over each document; shared by every profile.",
+)
+def chunks(context: AssetExecutionContext) -> MaterializeResult:
+    config = get_config()
+    namespace = config.namespace(context.partition_key)
+    paths = layout(config)
+    documents = [Document.from_record(r) for r in read_jsonl(paths.documents(namespace.name))]
+    tokens = load_tokenizer(namespace.tokenizer, config.models_dir)
+    progress = Progress(f"chunking {namespace.name}", len(documents), context.log.info)
+    records = []
+    for document in documents:
+        records += [
+            c.to_record()
+            for c in chunk_document(
+                document,
+                tokens,
+                namespace.chunking.window_tokens,
+                namespace.chunking.overlap_tokens,
+                namespace.name,
+                namespace.tenant_id,
+            )
+        ]
+        progress.advance(1)
+    progress.close()
+    atomic_write_jsonl(paths.chunks(namespace.name), records)
+    token_counts = [r["token_count"] for r in records] or [0]
+    per_doc = len(records) / len(documents) if documents else 0.0
+    return MaterializeResult(
+        metadata={
+            "chunks": len(records),
+            "documents": len(documents),
+            "chunks_per_document": round(per_doc, 2),
+            "tokens": markdown_table(
+                ["min", "median", "max", "window", "overlap", "tokenizer"],
+                [[min(token_counts), statistics.median(token_counts), max(token_counts),
+                  namespace.chunking.window_tokens, namespace.chunking.overlap_tokens,
+                  namespace.tokenizer]],
+            ),
+            "duration_s": round(progress.elapsed, 3),
+            "documents_per_s": round(progress.rate, 1),
+            "path": MetadataValue.path(str(paths.chunks(namespace.name))),
+            **telemetry_metadata(config),
+        }
+    )

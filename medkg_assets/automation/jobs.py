@@ -1,0 +1,23 @@
+"""Asset jobs: per-namespace ingestion, then per namespace × profile indexing."""
+
+from dagster import AssetSelection, define_asset_job
+
+from medkg_assets.partitions import namespace_partitions, namespace_profile_partitions
+
+INGEST_GROUP = "ingest"
+
+ingest_job = define_asset_job(
+    "ingest_job",
+    selection=AssetSelection.groups(INGEST_GROUP),
+    partitions_def=namespace_partitions,
+    description="Source documents → chunks for one namespace (shared by every profile).",
+)
+
+index_job = define_asset_job(
+    "index_job",
+    selection=AssetSelection.all() - AssetSelection.groups(INGEST_GROUP),
+    partitions_def=namespace_profile_partitions,
+    description="Every per-profile stage for one namespace × profile.",
+)
+
+JOBS = [ingest_job, index_job]

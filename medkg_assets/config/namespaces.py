@@ -1,0 +1,100 @@
+"""Namespace registry (`config/namespaces/<name>.yaml`): one collection each."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medkg_assets.config.loading import ConfigError, expand_variables, parse_model, read_yaml
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_namespace_name(name: str) -> str:
+    """Accept `kind.model.dim.version` and plain collection names; refuse anything path-like."""
+    if "/" in name or "\\" in name or ".." in name or not _SAFE_NAME.match(name):
+        raise ConfigError(
+            f"invalid namespace name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(no path separators, no '..', at most 128 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    path: str
+
+
+class ChunkingSpec(_Strict):
+    window_tokens: int = Field(gt=0, default=200)
+    overlap_tokens: int = Field(ge=0, default=32)
+    max_document_bytes: int = Field(gt=0, default=1_000_000)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_window(self) -> ChunkingSpec:
+        if self.overlap_tokens >= self.window_tokens:
+            raise ValueError("overlap_tokens must be smaller than window_tokens")
+        return self
+
+
+class EvalSetSpec(_Strict):
+    queries: str
+    qrels: str
+
+
+class NamespaceConfig(_Strict):
+    """A collection: where its documents are, who may use it, how it is chunked."""
+
+    name: str
+    source: SourceSpec
+    tenant_id: str
+    allowed_tenants: list[str] = Field(default_factory=list)
+    allowed_scopes: list[str] = Field(default_factory=lambda: ["embed"])
+    tokenizer: str
+    max_tokens: int = Field(gt=0)
+    chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    on_bad_record: Literal["fail", "skip"] = "fail"
+    eval: EvalSetSpec | None = None
+    config_file: Path
+    project_root: Path
+
+    @model_validator(mode="after")
+    def _window_fits_budget(self) -> NamespaceConfig:
+        if self.chunking.window_tokens > self.max_tokens:
+            raise ValueError(
+                f"chunking.window_tokens ({self.chunking.window_tokens}) exceeds max_tokens "
+                f"({self.max_tokens})"
+            )
+        return self
+
+    def resolve(self, location: str) -> Path:
+        """A configured location with variables expanded, relative to the project root."""
+        path = Path(expand_variables(location))
+        return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @property
+    def source_path(self) -> Path:
+        return self.resolve(self.source.path)
+
+
+def load_namespace(path: Path, project_root: Path) -> NamespaceConfig:
+    """Load one namespace file; its name is the file stem."""
+    name = validate_namespace_name(path.stem)
+    body = read_yaml(path)
+    data = {"name": name, **body, "config_file": path, "project_root": project_root}
+    return parse_model(NamespaceConfig, data, path)
+
+
+def load_namespaces(directory: Path, project_root: Path) -> dict[str, NamespaceConfig]:
+    """Every `*.yaml` under `directory`, by namespace name (sorted, so partitions are stable)."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: namespace directory not found")
+    return {
+        path.stem: load_namespace(path, project_root) for path in sorted(directory.glob("*.yaml"))
+    }

@@ -1,0 +1,45 @@
+"""The one Dagster `Definitions` of medkg-assets."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
+
+from medkg_assets.assets import chunks
+from medkg_assets.automation.jobs import JOBS
+from medkg_assets.partitions import register_namespaces
+from medkg_assets.settings import get_config
+
+logger = logging.getLogger("medkg_assets")
+
+_STAGES = [chunks]
+
+
+def _register_configured_namespaces() -> None:
+    """Add `config/namespaces/*` as dynamic partitions so a fresh instance can materialise them."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return
+    try:
+        added = register_namespaces(DagsterInstance.get(), get_config().namespaces)
+    except Exception as error:  # an unreachable instance must not stop the code location loading
+        logger.warning(f"could not register namespace partitions: {error}")
+        return
+    if added:
+        logger.info(f"registered namespace partitions: {', '.join(added)}")
+
+
+get_config()
+_register_configured_namespaces()
+
+defs = Definitions(
+    assets=load_assets_from_modules(_STAGES),
+    asset_checks=load_asset_checks_from_modules(_STAGES),
+    jobs=JOBS,
+)

@@ -1,0 +1,48 @@
+"""Partitions: `namespace` (dynamic, one per collection) × `profile` (static, from the manifest)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dagster import (
+    DagsterInstance,
+    DynamicPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
+
+from medkg_assets.settings import get_config
+
+NAMESPACE_DIMENSION = "namespace"
+PROFILE_DIMENSION = "profile"
+
+namespace_partitions = DynamicPartitionsDefinition(name=NAMESPACE_DIMENSION)
+profile_partitions = StaticPartitionsDefinition(get_config().profiles.names)
+namespace_profile_partitions = MultiPartitionsDefinition(
+    {NAMESPACE_DIMENSION: namespace_partitions, PROFILE_DIMENSION: profile_partitions}
+)
+
+
+def namespace_profile_key(namespace: str, profile: str) -> MultiPartitionKey:
+    return MultiPartitionKey({NAMESPACE_DIMENSION: namespace, PROFILE_DIMENSION: profile})
+
+
+def split_partition_key(partition_key: str | MultiPartitionKey) -> tuple[str, str]:
+    """(namespace, profile) from a multi-partition key or its `namespace|profile` string form."""
+    if isinstance(partition_key, MultiPartitionKey):
+        dims = partition_key.keys_by_dimension
+        return dims[NAMESPACE_DIMENSION], dims[PROFILE_DIMENSION]
+    namespace, _, profile = str(partition_key).partition("|")
+    if not profile:
+        raise ValueError(f"expected a 'namespace|profile' partition key, got {partition_key!r}")
+    return namespace, profile
+
+
+def register_namespaces(instance: DagsterInstance, names: Iterable[str]) -> list[str]:
+    """Add the namespaces the instance does not know yet (idempotent); returns the added ones."""
+    known = set(instance.get_dynamic_partitions(NAMESPACE_DIMENSION))
+    missing = sorted(set(names) - known)
+    if missing:
+        instance.add_dynamic_partitions(NAMESPACE_DIMENSION, missing)
+    return missing

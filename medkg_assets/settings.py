@@ -1,0 +1,193 @@
+"""Environment variables → typed settings, and the profile swap rules of the rollout runbook."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from medkg_assets.config import (
+    ConfigError,
+    EmbeddingProfile,
+    EnvironmentConfig,
+    NamespaceConfig,
+    ProfileManifest,
+    load_environment,
+    load_namespaces,
+    load_profiles,
+)
+from medkg_assets.config.environments import PERMISSIVE_ENVIRONMENTS
+
+logger = logging.getLogger("medkg_assets")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Environment variable names, as the runbook and the issues spell them.
+MEDKG_ENV = "MEDKG_ENV"
+MEDKG_CONFIG_DIR = "MEDKG_CONFIG_DIR"
+MEDKG_DATA_DIR = "MEDKG_DATA_DIR"
+MEDKG_MODELS_DIR = "MEDKG_MODELS_DIR"
+EMBEDDINGS_PROFILE = "EMBEDDINGS_PROFILE"
+EMBEDDING_PROFILE_SWAPPABLE = "EMBEDDING_PROFILE_SWAPPABLE"
+EMBEDDING_PROFILE_EXPERIMENT = "EMBEDDING_PROFILE_EXPERIMENT"
+EMBEDDER_ENABLE_SPARSE = "EMBEDDER_ENABLE_SPARSE"
+EMBEDDER_ENABLE_RERANK = "EMBEDDER_ENABLE_RERANK"
+EMBEDDER_RERANK_BATCH_CAP = "EMBEDDER_RERANK_BATCH_CAP"
+EMBEDDER_VRAM_BUDGET_GB = "EMBEDDER_VRAM_BUDGET_GB"
+EMBEDDER_DEVICE = "EMBEDDER_DEVICE"
+VLLM_URL = "VLLM_URL"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ProfileSwapError(ConfigError):
+    """An override of the baseline profile that the environment's rules do not allow."""
+
+
+def parse_flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """Read a boolean environment variable; anything but a clear yes/no is an error."""
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+class ProfileResolution(BaseModel):
+    """Which profile this process runs, why, and the telemetry labels that say so."""
+
+    model_config = ConfigDict(frozen=True)
+    profile: str
+    baseline: str
+    reason: str
+    labels: dict[str, str]
+
+
+def resolve_profile(
+    environment: EnvironmentConfig,
+    manifest: ProfileManifest,
+    environ: Mapping[str, str],
+) -> ProfileResolution:
+    """Apply the runbook's swap rules to `EMBEDDINGS_PROFILE` and the environment's baseline.
+
+    An override wins only in development/dev/test, with EMBEDDING_PROFILE_SWAPPABLE=true, or
+    when EMBEDDING_PROFILE_EXPERIMENT names the same profile; anything else fails start-up.
+    """
+    baseline = manifest.get(environment.embedding.profile).name
+    override = environ.get(EMBEDDINGS_PROFILE, "").strip() or None
+    experiment = environ.get(EMBEDDING_PROFILE_EXPERIMENT, "").strip() or None
+    swappable = parse_flag(environ, EMBEDDING_PROFILE_SWAPPABLE, default=False)
+    if experiment:
+        manifest.get(experiment)
+    labels = {
+        "embedding_namespace_mode": environment.embedding.namespace_mode,
+        "embedding_strict_mode": str(environment.embedding.strict).lower(),
+        "embedding_profile_swappable": str(swappable).lower(),
+        "embedding_profile_experiment": experiment or "none",
+    }
+    if override is None or override == baseline:
+        return ProfileResolution(profile=baseline, baseline=baseline, reason="baseline", labels=labels)
+    manifest.get(override)
+    if environment.name in PERMISSIVE_ENVIRONMENTS:
+        reason = f"{EMBEDDINGS_PROFILE} override allowed in {environment.name}"
+    elif swappable:
+        reason = f"{EMBEDDINGS_PROFILE} override allowed by {EMBEDDING_PROFILE_SWAPPABLE}=true"
+    elif experiment == override:
+        reason = f"experiment {EMBEDDING_PROFILE_EXPERIMENT}={experiment}"
+    else:
+        mismatch = (
+            f" ({EMBEDDING_PROFILE_EXPERIMENT} is {experiment!r}, which does not match)"
+            if experiment
+            else ""
+        )
+        raise ProfileSwapError(
+            f"{EMBEDDINGS_PROFILE}={override!r} conflicts with the baseline profile "
+            f"{baseline!r} of environment {environment.name!r}{mismatch}. Outside "
+            f"development/dev/test a swap needs {EMBEDDING_PROFILE_SWAPPABLE}=true, or "
+            f"{EMBEDDING_PROFILE_EXPERIMENT}={override} together with "
+            f"{EMBEDDINGS_PROFILE}={override} to run it as an experiment."
+        )
+    return ProfileResolution(profile=override, baseline=baseline, reason=reason, labels=labels)
+
+
+class ProjectConfig:
+    """Everything configured for this process: environment, profiles, namespaces, toggles."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self.environ = dict(os.environ if environ is None else environ)
+        env_name = self.environ.get(MEDKG_ENV, "").strip() or "development"
+        self.config_dir = Path(self.environ.get(MEDKG_CONFIG_DIR) or PROJECT_ROOT / "config")
+        self.project_root = self.config_dir.resolve().parent
+        self.environment = load_environment(self.config_dir, env_name)
+        self.profiles = load_profiles(self.config_dir / "embedding_profiles.yaml")
+        self.namespaces: dict[str, NamespaceConfig] = load_namespaces(
+            self.config_dir / "namespaces", self.project_root
+        )
+        self.resolution = resolve_profile(self.environment, self.profiles, self.environ)
+        self.enable_sparse = parse_flag(self.environ, EMBEDDER_ENABLE_SPARSE, default=True)
+        self.enable_rerank = parse_flag(self.environ, EMBEDDER_ENABLE_RERANK, default=True)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        raw = self.environ.get(MEDKG_DATA_DIR) or self.environment.storage.data_dir
+        path = Path(raw)
+        return path if path.is_absolute() else (self.project_root / path)
+
+    @cached_property
+    def models_dir(self) -> Path:
+        raw = self.environ.get(MEDKG_MODELS_DIR)
+        return Path(raw) if raw else (self.project_root.parent / "shared" / "models")
+
+    @property
+    def profile(self) -> EmbeddingProfile:
+        """The resolved profile of this process (baseline unless a permitted override)."""
+        return self.profiles.get(self.resolution.profile)
+
+    @property
+    def telemetry_labels(self) -> dict[str, str]:
+        return self.resolution.labels
+
+    def namespace(self, name: str) -> NamespaceConfig:
+        """The namespace called `name`; an unknown name lists the configured ones."""
+        try:
+            return self.namespaces[name]
+        except KeyError:
+            known = ", ".join(sorted(self.namespaces)) or "none"
+            raise ConfigError(
+                f"unknown namespace {name!r}; add {self.config_dir / 'namespaces' / (name + '.yaml')}"
+                f" (configured: {known})"
+            ) from None
+
+    def banner(self) -> str:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(self.telemetry_labels.items()))
+        return (
+            f"medkg-assets: environment={self.environment.name} "
+            f"profile={self.resolution.profile} (baseline {self.resolution.baseline}; "
+            f"{self.resolution.reason}) data_dir={self.data_dir} {labels}"
+        )
+
+
+_loaded: ProjectConfig | None = None
+
+
+def get_config() -> ProjectConfig:
+    """The configuration of this process, loaded once (start-up errors surface here)."""
+    global _loaded
+    if _loaded is None:
+        _loaded = ProjectConfig()
+        logger.info(_loaded.banner())
+    return _loaded
+
+
+def reset_config() -> None:
+    """Forget the loaded configuration (tests that change the environment)."""
+    global _loaded
+    _loaded = None

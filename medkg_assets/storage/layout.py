@@ -1,0 +1,35 @@
+"""Where every artefact lives under MEDKG_DATA_DIR, so no module invents its own paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medkg_assets.storage.atomic import VersionedDirectory
+
+
+class ArtifactLayout:
+    """`<data>/namespaces/<ns>/…` for per-namespace artefacts, `…/profiles/<p>/…` per profile."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+
+    def namespace_dir(self, namespace: str) -> Path:
+        return self.data_dir / "namespaces" / namespace
+
+    def documents(self, namespace: str) -> Path:
+        return self.namespace_dir(namespace) / "documents.jsonl"
+
+    def chunks(self, namespace: str) -> Path:
+        return self.namespace_dir(namespace) / "chunks.jsonl"
+
+    def profile_dir(self, namespace: str, profile: str) -> Path:
+        return self.namespace_dir(namespace) / "profiles" / profile
+
+    def dense(self, namespace: str, profile: str) -> VersionedDirectory:
+        return VersionedDirectory(self.profile_dir(namespace, profile) / "dense")
+
+    def faiss(self, namespace: str, profile: str) -> VersionedDirectory:
+        return VersionedDirectory(self.profile_dir(namespace, profile) / "faiss")
+
+    def dense_parity_baseline(self, namespace: str, profile: str) -> Path:
+        return self.profile_dir(namespace, profile) / "checks" / "dense_parity_baseline.json"

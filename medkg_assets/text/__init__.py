@@ -1,0 +1,1 @@
+"""Pure text handling: reading and validating documents, chunking them."""

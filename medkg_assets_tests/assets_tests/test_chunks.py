@@ -1,0 +1,82 @@
+"""`source_documents` and `chunks` materialised through Dagster's own API."""
+
+import json
+
+from dagster import materialize
+
+from medkg_assets.assets.chunks import chunks, source_documents
+from medkg_assets.settings import get_config
+from medkg_assets.storage.layout import ArtifactLayout
+
+STAGE = [source_documents, chunks]
+
+
+def run(instance, namespace, raise_on_error=True):
+    return materialize(STAGE, instance=instance, partition_key=namespace,
+                       raise_on_error=raise_on_error)
+
+
+def metadata_of(result, asset_name):
+    [event] = [e for e in result.get_asset_materialization_events()
+               if e.asset_key.path == [asset_name]]
+    return event.materialization.metadata
+
+
+def test_sample_namespace_materialises_with_counts_and_metadata(instance):
+    result = run(instance, "medquad_sample")
+    assert result.success
+    docs_meta, chunk_meta = metadata_of(result, "source_documents"), metadata_of(result, "chunks")
+    assert docs_meta["documents"].value == 360
+    assert docs_meta["skipped_records"].value == 0
+    assert chunk_meta["documents"].value == 360
+    assert chunk_meta["chunks"].value >= 360
+    assert chunk_meta["embedding_profile_experiment"].value == "none"
+    assert "| min | median | max |" in chunk_meta["tokens"].value
+    records = [json.loads(line) for line in
+               ArtifactLayout(get_config().data_dir).chunks("medquad_sample").open()]
+    assert len(records) == chunk_meta["chunks"].value
+    assert {r["tenant_id"] for r in records} == {"nih-public"}
+    assert all(r["token_count"] <= 200 for r in records)
+
+
+def test_rematerialising_unchanged_input_is_byte_identical(config_dir, instance):
+    run(instance, "tiny")
+    path = ArtifactLayout(get_config().data_dir).chunks("tiny")
+    first = path.read_bytes()
+    run(instance, "tiny")
+    assert path.read_bytes() == first
+
+
+def test_bad_record_fails_the_run_and_keeps_the_previous_chunks(config_dir, instance):
+    run(instance, "tiny")
+    paths = ArtifactLayout(get_config().data_dir)
+    before = paths.chunks("tiny").read_bytes(), paths.documents("tiny").read_bytes()
+    corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
+    corpus.write_text(corpus.read_text() + '{"_id": "broken", "text": \n')
+    result = run(instance, "tiny", raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert "corpus.jsonl:4" in message and "malformed JSON" in message
+    assert (paths.chunks("tiny").read_bytes(), paths.documents("tiny").read_bytes()) == before
+
+
+def test_skip_policy_lists_skipped_records_in_metadata(config_dir, instance):
+    spec = config_dir / "namespaces" / "tiny.yaml"
+    spec.write_text(spec.read_text() + "on_bad_record: skip\n")
+    corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
+    corpus.write_text(corpus.read_text() + '{"_id": "empty", "text": ""}\n')
+    from medkg_assets.settings import reset_config
+    reset_config()
+    result = run(instance, "tiny")
+    meta = metadata_of(result, "source_documents")
+    assert meta["documents"].value == 3 and meta["skipped_records"].value == 1
+    assert "empty text" in meta["skipped"].value
+
+
+def test_unknown_namespace_fails_naming_the_config_file(instance):
+    instance.add_dynamic_partitions("namespace", ["nope"])
+    result = run(instance, "nope", raise_on_error=False)
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.to_string()
+    assert "unknown namespace 'nope'" in message and "namespaces/nope.yaml" in message

@@ -1,0 +1,51 @@
+"""Namespace registry: safe names, budgets, variable expansion."""
+
+import pytest
+
+from medkg_assets.config import ConfigError, load_namespaces, validate_namespace_name
+from medkg_assets.config.loading import expand_variables
+from medkg_assets.settings import PROJECT_ROOT
+
+
+@pytest.mark.parametrize("name", ["medquad_sample", "single_vector.qwen3.4096.v1", "pubmed-2024"])
+def test_plain_and_dotted_names_are_accepted(name):
+    assert validate_namespace_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "a\\b", "a..b", ".hidden", "", "a|b", "x" * 129])
+def test_path_like_or_unsafe_names_are_refused(name):
+    with pytest.raises(ConfigError, match="invalid namespace name"):
+        validate_namespace_name(name)
+
+
+def test_shipped_namespaces_load_with_eval_sets():
+    namespaces = load_namespaces(PROJECT_ROOT / "config" / "namespaces", PROJECT_ROOT)
+    sample = namespaces["medquad_sample"]
+    assert sample.source_path.is_file()
+    assert sample.resolve(sample.eval.qrels).is_file()
+    assert "medquad_full" in namespaces
+
+
+def test_window_larger_than_budget_names_file_and_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "source: {path: x}\ntenant_id: t\ntokenizer: whitespace\nmax_tokens: 10\n"
+        "chunking: {window_tokens: 20, overlap_tokens: 2}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_namespaces(tmp_path, tmp_path)
+    assert "bad.yaml" in str(error.value) and "window_tokens" in str(error.value)
+
+
+def test_unknown_key_is_refused(tmp_path):
+    (tmp_path / "ns.yaml").write_text(
+        "source: {path: x}\ntenant_id: t\ntokenizer: whitespace\nmax_tokens: 10\ntennant: typo\n"
+    )
+    with pytest.raises(ConfigError, match="ns.yaml: tennant"):
+        load_namespaces(tmp_path, tmp_path)
+
+
+def test_variables_expand_with_defaults():
+    assert expand_variables("${NOPE_X:-a}/b", {}) == "a/b"
+    assert expand_variables("${DIR:-a}/b", {"DIR": "/data"}) == "/data/b"
+    with pytest.raises(ConfigError, match="NOPE_Y"):
+        expand_variables("${NOPE_Y}/b", {})

