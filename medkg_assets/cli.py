@@ -54,13 +54,14 @@ def run_command(args: argparse.Namespace) -> int:
         if not job.asset_layer.executable_asset_keys:
             continue
         started = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=partition_key, instance=instance, raise_on_error=False
-        )
+        result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False)
         elapsed = time.perf_counter() - started
         if not result.success:
-            print(f"{job_name} failed for {partition_key}; see the run {result.run_id} in the UI "
-                  "(`make dev`) or the log above", file=sys.stderr)
+            print(
+                f"{job_name} failed for {partition_key}; see the run {result.run_id} in the UI "
+                "(`make dev`) or the log above",
+                file=sys.stderr,
+            )
             return 1
         rows += [(asset, summary, elapsed) for asset, summary in _materialisations(result)]
     print(f"\nnamespace={namespace} profile={profile} data_dir={config.data_dir}")

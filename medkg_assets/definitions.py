@@ -12,14 +12,16 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from medkg_assets.assets import chunks
+from medkg_assets.assets import chunks, dense, dense_index
 from medkg_assets.automation.jobs import JOBS
 from medkg_assets.partitions import register_namespaces
-from medkg_assets.settings import get_config
+from medkg_assets.resources.encoders import DenseEncoderResource
+from medkg_assets.resources.faiss_store import FaissIndexResource
+from medkg_assets.settings import EMBEDDER_DEVICE, EMBEDDER_VRAM_BUDGET_GB, VLLM_URL, get_config
 
 logger = logging.getLogger("medkg_assets")
 
-_STAGES = [chunks]
+_STAGES = [chunks, dense, dense_index]
 
 
 def _register_configured_namespaces() -> None:
@@ -42,4 +44,12 @@ defs = Definitions(
     assets=load_assets_from_modules(_STAGES),
     asset_checks=load_asset_checks_from_modules(_STAGES),
     jobs=JOBS,
+    resources={
+        "dense_encoder": DenseEncoderResource(
+            device=os.environ.get(EMBEDDER_DEVICE, "auto"),
+            vram_budget_gb=float(os.environ.get(EMBEDDER_VRAM_BUDGET_GB, "12")),
+            vllm_url=os.environ.get(VLLM_URL) or None,
+        ),
+        "faiss_store": FaissIndexResource(),
+    },
 )

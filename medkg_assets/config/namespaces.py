@@ -95,6 +95,4 @@ def load_namespaces(directory: Path, project_root: Path) -> dict[str, NamespaceC
     """Every `*.yaml` under `directory`, by namespace name (sorted, so partitions are stable)."""
     if not directory.is_dir():
         raise ConfigError(f"{directory}: namespace directory not found")
-    return {
-        path.stem: load_namespace(path, project_root) for path in sorted(directory.glob("*.yaml"))
-    }
+    return {path.stem: load_namespace(path, project_root) for path in sorted(directory.glob("*.yaml"))}

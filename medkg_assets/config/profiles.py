@@ -88,9 +88,9 @@ class EmbeddingProfile(_Strict):
 
     @property
     def fingerprint(self) -> str:
-        """Hash of every field that changes vectors (not batch size, index or GPU placement)."""
+        """Hash of every field that changes vectors (backend included: servers differ in float detail)."""
         vector_fields = {
-            "dense": self.dense.model_dump(exclude={"batch_size", "backend", "served_model_name"}),
+            "dense": self.dense.model_dump(exclude={"batch_size", "served_model_name"}),
             "sparse": self.sparse.model_dump(),
         }
         canonical = json.dumps(vector_fields, sort_keys=True, separators=(",", ":"))

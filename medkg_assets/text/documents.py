@@ -89,26 +89,42 @@ def _read_jsonl(path: Path, name: str, max_bytes: int):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                yield BadRecord(name, number, f"not valid UTF-8 ({error.reason} at byte {error.start})",
-                                "re-encode the file as UTF-8")
+                yield BadRecord(
+                    name,
+                    number,
+                    f"not valid UTF-8 ({error.reason} at byte {error.start})",
+                    "re-encode the file as UTF-8",
+                )
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                yield BadRecord(name, number, f"malformed JSON ({error.msg}, column {error.colno})",
-                                "write one JSON object per line")
+                yield BadRecord(
+                    name,
+                    number,
+                    f"malformed JSON ({error.msg}, column {error.colno})",
+                    "write one JSON object per line",
+                )
                 continue
             if not isinstance(record, dict):
-                yield BadRecord(name, number, f"expected a JSON object, got {type(record).__name__}",
-                                "write one JSON object per line")
+                yield BadRecord(
+                    name,
+                    number,
+                    f"expected a JSON object, got {type(record).__name__}",
+                    "write one JSON object per line",
+                )
                 continue
             doc_id, text = record.get("_id"), record.get("text")
             if not isinstance(doc_id, str) or not doc_id.strip():
                 yield BadRecord(name, number, "missing or empty '_id'", "give every record a string '_id'")
                 continue
             if not isinstance(text, str):
-                yield BadRecord(name, number, f"record {doc_id!r} has no string 'text'",
-                                "add a 'text' field with the document body")
+                yield BadRecord(
+                    name,
+                    number,
+                    f"record {doc_id!r} has no string 'text'",
+                    "add a 'text' field with the document body",
+                )
                 continue
             problem = _text_problem(text, max_bytes)
             if problem:
@@ -116,8 +132,14 @@ def _read_jsonl(path: Path, name: str, max_bytes: int):
                 continue
             metadata = record.get("metadata") or {}
             title = record.get("title") or ""
-            yield Document(doc_id, str(title), text, name, number,
-                           metadata if isinstance(metadata, dict) else {"value": metadata})
+            yield Document(
+                doc_id,
+                str(title),
+                text,
+                name,
+                number,
+                metadata if isinstance(metadata, dict) else {"value": metadata},
+            )
 
 
 def _read_text_file(path: Path, name: str, max_bytes: int):
@@ -125,8 +147,12 @@ def _read_text_file(path: Path, name: str, max_bytes: int):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        yield BadRecord(name, None, f"not valid UTF-8 ({error.reason} at byte {error.start})",
-                        "re-encode the file as UTF-8")
+        yield BadRecord(
+            name,
+            None,
+            f"not valid UTF-8 ({error.reason} at byte {error.start})",
+            "re-encode the file as UTF-8",
+        )
         return
     problem = _text_problem(text, max_bytes)
     if problem:
@@ -168,9 +194,14 @@ def read_documents(
                 continue
             where = f"{item.source}:{item.line}" if item.line else item.source
             if item.doc_id in first_seen:
-                bad.append(BadRecord(name, item.line, f"duplicate id {item.doc_id!r} "
-                                     f"(first seen at {first_seen[item.doc_id]})",
-                                     "give every document a unique id"))
+                bad.append(
+                    BadRecord(
+                        name,
+                        item.line,
+                        f"duplicate id {item.doc_id!r} (first seen at {first_seen[item.doc_id]})",
+                        "give every document a unique id",
+                    )
+                )
                 continue
             first_seen[item.doc_id] = where
             documents.append(item)

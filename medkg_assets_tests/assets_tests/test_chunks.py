@@ -12,13 +12,11 @@ STAGE = [source_documents, chunks]
 
 
 def run(instance, namespace, raise_on_error=True):
-    return materialize(STAGE, instance=instance, partition_key=namespace,
-                       raise_on_error=raise_on_error)
+    return materialize(STAGE, instance=instance, partition_key=namespace, raise_on_error=raise_on_error)
 
 
 def metadata_of(result, asset_name):
-    [event] = [e for e in result.get_asset_materialization_events()
-               if e.asset_key.path == [asset_name]]
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset_name]]
     return event.materialization.metadata
 
 
@@ -32,8 +30,9 @@ def test_sample_namespace_materialises_with_counts_and_metadata(instance):
     assert chunk_meta["chunks"].value >= 360
     assert chunk_meta["embedding_profile_experiment"].value == "none"
     assert "| min | median | max |" in chunk_meta["tokens"].value
-    records = [json.loads(line) for line in
-               ArtifactLayout(get_config().data_dir).chunks("medquad_sample").open()]
+    records = [
+        json.loads(line) for line in ArtifactLayout(get_config().data_dir).chunks("medquad_sample").open()
+    ]
     assert len(records) == chunk_meta["chunks"].value
     assert {r["tenant_id"] for r in records} == {"nih-public"}
     assert all(r["token_count"] <= 200 for r in records)
@@ -67,6 +66,7 @@ def test_skip_policy_lists_skipped_records_in_metadata(config_dir, instance):
     corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
     corpus.write_text(corpus.read_text() + '{"_id": "empty", "text": ""}\n')
     from medkg_assets.settings import reset_config
+
     reset_config()
     result = run(instance, "tiny")
     meta = metadata_of(result, "source_documents")

@@ -31,8 +31,10 @@ def test_qwen3_profile_is_the_gpu_vllm_production_profile():
 
 
 def test_fingerprint_is_stable_across_loads():
-    assert load_profiles(MANIFEST).get("minilm_cpu").fingerprint == \
+    assert (
         load_profiles(MANIFEST).get("minilm_cpu").fingerprint
+        == load_profiles(MANIFEST).get("minilm_cpu").fingerprint
+    )
 
 
 def test_fingerprint_changes_with_a_vector_field(tmp_path):

@@ -20,7 +20,7 @@ def test_windows_have_at_most_window_tokens_and_share_the_overlap():
 def test_offsets_point_at_the_chunk_text():
     d = doc()
     for chunk in chunk_document(d, load_tokenizer("whitespace"), 30, 10, "ns", "t"):
-        assert d.text[chunk.start_char:chunk.end_char] == chunk.text
+        assert d.text[chunk.start_char : chunk.end_char] == chunk.text
 
 
 def test_short_document_is_one_chunk_and_empty_is_none():
@@ -43,8 +43,13 @@ def test_content_hash_changes_only_with_content():
     tokens = load_tokenizer("whitespace")
     base = chunk_document(doc(), tokens, 30, 10, "ns", "t")
     edited = chunk_document(doc(TEXT.replace("word85", "changed")), tokens, 30, 10, "ns", "t")
-    assert [a.content_hash == b.content_hash for a, b in zip(base, edited, strict=True)] == \
-        [True, True, True, False, False]
+    assert [a.content_hash == b.content_hash for a, b in zip(base, edited, strict=True)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_model_tokenizer_respects_the_window_in_model_tokens():

@@ -10,8 +10,7 @@ GOOD = {"_id": "d1", "title": "Asthma", "text": "Asthma narrows the airways."}
 
 
 def write_lines(path, *lines):
-    path.write_bytes(b"".join(line if isinstance(line, bytes) else line.encode() + b"\n"
-                              for line in lines))
+    path.write_bytes(b"".join(line if isinstance(line, bytes) else line.encode() + b"\n" for line in lines))
     return path
 
 
@@ -77,8 +76,9 @@ def test_non_utf8_text_file_is_refused(tmp_path):
 
 
 def test_oversized_document_is_refused(tmp_path):
-    record = bad_reason(write_lines(tmp_path / "c.jsonl", json.dumps({**GOOD, "text": "x" * 50})),
-                        max_bytes=20)
+    record = bad_reason(
+        write_lines(tmp_path / "c.jsonl", json.dumps({**GOOD, "text": "x" * 50})), max_bytes=20
+    )
     assert "over the 20-byte limit" in record.reason
 
 

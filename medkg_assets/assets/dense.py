@@ -1,0 +1,216 @@
+"""Stage 2: chunks → dense embeddings (incremental cache), with dimension and parity checks."""
+
+import hashlib
+import time
+
+import numpy as np
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetDep,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    asset,
+    asset_check,
+)
+
+from medkg_assets.assets.chunks import chunks
+from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
+from medkg_assets.encoders.batching import encode_in_batches
+from medkg_assets.encoders.errors import EncoderError
+from medkg_assets.partitions import NAMESPACE_DIMENSION, namespace_profile_partitions, split_partition_key
+from medkg_assets.progress import Progress
+from medkg_assets.resources.encoders import DenseEncoderResource
+from medkg_assets.settings import get_config
+from medkg_assets.storage.atomic import read_jsonl
+from medkg_assets.text.chunking import Chunk
+from medkg_assets.vectors.cache import plan_from_cache
+from medkg_assets.vectors.dense_artifact import DenseArtifact
+from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
+from medkg_assets.vectors.parity import evaluate_parity
+from medkg_assets.vectors.validation import validate_vectors
+
+GROUP = "dense"
+CODE_VERSION = "dense-1"
+
+per_namespace_chunks = AssetDep(
+    chunks, partition_mapping=MultiToSingleDimensionPartitionMapping(NAMESPACE_DIMENSION)
+)
+
+
+def manifest_code_version(stage_version: str) -> str:
+    """Code version = stage logic + every profile fingerprint, so a profile edit shows as stale."""
+    fingerprints = ",".join(f"{p.name}:{p.fingerprint}" for p in get_config().profiles.profiles.values())
+    return f"{stage_version}-{hashlib.sha256(fingerprints.encode()).hexdigest()[:12]}"
+
+
+def _previous(store) -> DenseArtifact | None:
+    current = store.current
+    return DenseArtifact.load(current) if current is not None else None
+
+
+@asset(
+    partitions_def=namespace_profile_partitions,
+    deps=[per_namespace_chunks],
+    group_name=GROUP,
+    pool=GPU_POOL,
+    op_tags={GPU_STAGE_TAG: "dense"},
+    kinds={"pytorch", "numpy"},
+    code_version=manifest_code_version(CODE_VERSION),
+    description="Dense vectors per chunk for one namespace × profile; unchanged chunks come from cache.",
+)
+def dense_embeddings(
+    context: AssetExecutionContext, dense_encoder: DenseEncoderResource
+) -> MaterializeResult:
+    config = get_config()
+    namespace_name, profile_name = namespace_and_profile(context)
+    namespace, profile = config.namespace(namespace_name), config.profiles.get(profile_name)
+    where = f"namespace {namespace_name}, profile {profile_name}"
+    paths = layout(config)
+    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    store = paths.dense(namespace_name, profile_name)
+    previous = _previous(store)
+    started = time.perf_counter()
+    plan = plan_from_cache(
+        [c.content_hash for c in records],
+        profile.dense.dims,
+        profile.fingerprint,
+        previous.fingerprint if previous else None,
+        previous.content_hashes if previous else [],
+        previous.vectors if previous else None,
+    )
+    # Encode each distinct missing text once.
+    unique_rows: dict[str, int] = {}
+    for row in plan.misses:
+        unique_rows.setdefault(records[row].content_hash, row)
+    to_encode = [records[row].model_input for row in unique_rows.values()]
+    batch_sizes, device, provider = [], "none", "cache"
+    if to_encode:
+        progress = Progress(f"dense {where}", len(to_encode), context.log.info)
+        try:
+            encoder = dense_encoder.open(profile, config.models_dir)
+            device, provider = encoder.device, encoder.provider
+            encoded, report = encode_in_batches(
+                to_encode, encoder.encode, profile.dense.batch_size, progress.advance, encoder.release_memory
+            )
+            validate_vectors(
+                encoded,
+                profile.dense.dims,
+                profile.dense.normalize,
+                [records[r].chunk_id for r in unique_rows.values()],
+                where,
+            )
+        except EncoderError as error:
+            raise Failure(
+                description=f"{where}: {type(error).__name__}: {error}",
+                metadata={"error_type": type(error).__name__},
+            ) from error
+        finally:
+            progress.close()
+        batch_sizes = report.distinct_sizes
+        by_hash = dict(zip(unique_rows, encoded, strict=True))
+        for row in plan.misses:
+            plan.vectors[row] = by_hash[records[row].content_hash]
+    encode_s = time.perf_counter() - started
+    artifact = DenseArtifact(
+        vectors=plan.vectors,
+        chunk_ids=[c.chunk_id for c in records],
+        doc_ids=[c.doc_id for c in records],
+        content_hashes=[c.content_hash for c in records],
+        namespace=namespace_name,
+        profile=profile_name,
+        fingerprint=profile.fingerprint,
+        model=profile.dense.model,
+        dims=profile.dense.dims,
+        normalized=profile.dense.normalize,
+    )
+    with store.build() as scratch:
+        artifact.write(scratch, namespace.tenant_id)
+    duration = time.perf_counter() - started
+    dense_hash = dense_artifact_hash(artifact.chunk_ids, artifact.vectors)
+    generated = len(to_encode)
+    context.log.info(
+        f"{where}: {len(records)} vectors, {generated} encoded, {plan.hits} from cache "
+        f"({plan.hit_ratio:.1%}) in {duration:.1f}s"
+    )
+    return MaterializeResult(
+        data_version=DataVersion(dense_hash[:16]),
+        metadata={
+            "vectors": len(records),
+            "dims": profile.dense.dims,
+            "embeddings_generated": generated,
+            "cache_hits": plan.hits,
+            "cache_misses": len(plan.misses),
+            "cache_hit_ratio": round(plan.hit_ratio, 4),
+            "duration_s": round(duration, 3),
+            "embeddings_per_s": round(generated / encode_s, 1) if generated and encode_s > 0 else 0.0,
+            "batch_sizes_used": MetadataValue.json(batch_sizes),
+            "device": device,
+            "provider": provider,
+            "model": profile.dense.model,
+            "fingerprint": profile.fingerprint,
+            "dense_hash": dense_hash,
+            "summary": markdown_table(
+                ["vectors", "encoded", "cache hits", "hit ratio", "seconds", "device", "batch sizes"],
+                [
+                    [
+                        len(records),
+                        generated,
+                        plan.hits,
+                        f"{plan.hit_ratio:.1%}",
+                        f"{duration:.1f}",
+                        device,
+                        batch_sizes or "-",
+                    ]
+                ],
+            ),
+            "path": MetadataValue.path(str(store.current)),
+            **telemetry_metadata(config),
+        },
+    )
+
+
+@asset_check(
+    asset=dense_embeddings,
+    partitions_def=namespace_profile_partitions,
+    blocking=True,
+    description="Dense-only hash parity: vectors + ids equal the baseline for the same chunks and profile.",
+)
+def dense_hash_parity(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    config = get_config()
+    namespace_name, profile_name = split_partition_key(context.partition_key)
+    paths = layout(config)
+    artifact = DenseArtifact.load(
+        paths.dense(namespace_name, profile_name).require_current("dense_embeddings")
+    )
+    result = evaluate_parity(
+        paths.dense_parity_baseline(namespace_name, profile_name),
+        chunks_digest(zip(artifact.chunk_ids, artifact.content_hashes, strict=True)),
+        artifact.fingerprint,
+        dense_artifact_hash(artifact.chunk_ids, artifact.vectors),
+    )
+    return AssetCheckResult(
+        passed=result.passed,
+        description=result.reason,
+        metadata={
+            "dense_hash": result.dense_hash,
+            "baseline_hash": result.baseline_hash,
+            "baseline_recorded": result.recorded,
+            "sparse_enabled": config.enable_sparse,
+            "rerank_enabled": config.enable_rerank,
+        },
+    )
+
+
+def dims_problems(vectors: np.ndarray, index_dims: int | None, expected: int) -> list[str]:
+    problems = []
+    if vectors.ndim != 2 or vectors.shape[1] != expected:
+        problems.append(f"vectors are {vectors.shape[1] if vectors.ndim == 2 else vectors.shape}-d")
+    if index_dims is not None and index_dims != expected:
+        problems.append(f"FAISS index is {index_dims}-d")
+    return problems

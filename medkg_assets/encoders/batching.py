@@ -1,0 +1,66 @@
+"""Adaptive batching: start from the profile's batch size, halve on out-of-memory, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA OOM (torch.OutOfMemoryError) or an allocator message saying the same."""
+    try:
+        import torch
+
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return "out of memory" in str(error).lower()
+
+
+@dataclass
+class BatchReport:
+    """Which batch sizes were used and how many OOM retries it took."""
+
+    sizes_used: list[int] = field(default_factory=list)
+    oom_retries: int = 0
+
+    @property
+    def distinct_sizes(self) -> list[int]:
+        return sorted(set(self.sizes_used), reverse=True)
+
+
+def encode_in_batches(
+    items: Sequence,
+    encode_batch: Callable[[Sequence], np.ndarray],
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+    release_memory: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, BatchReport]:
+    """Encode `items` in order; on OOM halve the batch size and retry the same batch."""
+    report = BatchReport()
+    outputs: list[np.ndarray] = []
+    size = max(1, batch_size)
+    position = 0
+    while position < len(items):
+        batch = items[position : position + size]
+        try:
+            vectors = encode_batch(batch)
+        except Exception as error:
+            if not is_out_of_memory(error) or size == 1:
+                raise
+            size = max(1, size // 2)
+            report.oom_retries += 1
+            if release_memory is not None:
+                release_memory()
+            continue
+        outputs.append(np.asarray(vectors, dtype=np.float32))
+        report.sizes_used.append(len(batch))
+        position += len(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32), report
+    return np.concatenate(outputs, axis=0), report

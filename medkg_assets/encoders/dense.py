@@ -1,0 +1,211 @@
+"""Dense encoders: sentence-transformers in process, vLLM over HTTP, vLLM in process."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+import requests
+
+from medkg_assets.config.profiles import EmbeddingProfile
+from medkg_assets.encoders.devices import select_device
+from medkg_assets.encoders.errors import EncoderUnavailableError, ModelLoadError
+from medkg_assets.model_reference import ModelNotFoundError, resolve_model
+
+
+class DenseEncoder(Protocol):
+    provider: str
+    device: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def release_memory(self) -> None: ...
+
+
+@lru_cache(maxsize=4)
+def _load_sentence_transformer(location: str, device: str):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(location, device=device)
+
+
+class SentenceTransformerEncoder:
+    """In-process `SentenceTransformer`; one loaded model per (location, device) per process."""
+
+    provider = "sentence_transformers"
+
+    def __init__(self, location: str, device: str, normalize: bool, max_tokens: int):
+        try:
+            self.model = _load_sentence_transformer(location, device)
+        except OSError as error:
+            raise ModelLoadError(f"cannot load dense model {location!r}: {error}") from error
+        self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
+        self.device, self.normalize = device, normalize
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(
+            list(texts),
+            batch_size=len(texts),
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def release_memory(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+class VllmHttpEncoder:
+    """vLLM's OpenAI-compatible `/v1/embeddings`, with a health probe, timeouts and retries."""
+
+    provider = "vllm"
+    device = "remote"
+
+    def __init__(
+        self,
+        base_url: str,
+        served_model_name: str,
+        normalize: bool,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = served_model_name
+        self.normalize = normalize
+        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.session = session or requests.Session()
+
+    def check_health(self) -> None:
+        """`GET /health` must answer 200 before any work is sent."""
+        try:
+            response = self.session.get(f"{self.base_url}/health", timeout=min(self.timeout_s, 10))
+        except requests.RequestException as error:
+            raise EncoderUnavailableError(
+                f"vLLM server at {self.base_url} is unreachable ({type(error).__name__}); "
+                "check VLLM_URL and that the server is running"
+            ) from error
+        if response.status_code != 200:
+            raise EncoderUnavailableError(
+                f"vLLM server at {self.base_url} is not healthy (GET /health → {response.status_code})"
+            )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        payload = {"model": self.model, "input": list(texts), "encoding_format": "float"}
+        last_error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = self.session.post(
+                    f"{self.base_url}/v1/embeddings", json=payload, timeout=self.timeout_s
+                )
+            except requests.RequestException as error:
+                last_error = error
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                last_error = EncoderUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
+                continue
+            if response.status_code != 200:
+                raise EncoderUnavailableError(
+                    f"vLLM refused the request for model {self.model!r} "
+                    f"(HTTP {response.status_code}): {response.text[:300]}"
+                )
+            rows = sorted(response.json()["data"], key=lambda row: row["index"])
+            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+            return _normalise(vectors) if self.normalize else vectors
+        raise EncoderUnavailableError(
+            f"vLLM server at {self.base_url} failed {self.retries + 1} attempts: {last_error}"
+        )
+
+    def release_memory(self) -> None:
+        """Nothing to release: the server owns the GPU memory."""
+
+
+class VllmInProcessEncoder:
+    """`vllm.LLM` in embedding mode, on this process's GPU."""
+
+    provider = "vllm"
+    device = "cuda"
+
+    def __init__(self, location: str, normalize: bool, max_tokens: int, gpu_memory_utilization: float):
+        from vllm import LLM
+
+        try:
+            self.llm = LLM(
+                model=location,
+                runner="pooling",
+                convert="embed",
+                max_model_len=max_tokens,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        except TypeError:  # older vLLM releases spell the mode as a task
+            self.llm = LLM(
+                model=location,
+                task="embed",
+                max_model_len=max_tokens,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        self.normalize = normalize
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        outputs = self.llm.embed(list(texts), use_tqdm=False)
+        vectors = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+        return _normalise(vectors) if self.normalize else vectors
+
+    def release_memory(self) -> None:
+        """vLLM manages its own KV/activation memory."""
+
+
+def vllm_importable() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def open_dense_encoder(
+    profile: EmbeddingProfile,
+    *,
+    device: str = "auto",
+    models_dir=None,
+    vllm_url: str | None = None,
+    vllm_timeout_s: float = 60.0,
+    vllm_retries: int = 3,
+    vram_budget_gb: float = 12.0,
+    gpu_total_gb: float | None = None,
+) -> DenseEncoder:
+    """The profile's backend: sentence-transformers, a vLLM server, or in-process vLLM."""
+    spec = profile.dense
+    what = f"profile {profile.name}"
+    if spec.backend == "vllm" and vllm_url:
+        # The server owns the GPU; this process only needs to reach it.
+        encoder = VllmHttpEncoder(
+            vllm_url, spec.served_model_name, spec.normalize, timeout_s=vllm_timeout_s, retries=vllm_retries
+        )
+        encoder.check_health()
+        return encoder
+    resolved_device = select_device(device, profile.require_gpu, what)
+    try:
+        location = resolve_model(spec.model, models_dir).location
+    except ModelNotFoundError as error:
+        raise ModelLoadError(f"{what}: {error}") from error
+    if spec.backend == "vllm":
+        if resolved_device != "cuda" or not vllm_importable():
+            raise EncoderUnavailableError(
+                f"{what} uses the vllm backend: set VLLM_URL to an OpenAI-compatible vLLM server, "
+                "or run where vllm is installed and a GPU is visible"
+            )
+        utilisation = min(0.9, vram_budget_gb / gpu_total_gb) if gpu_total_gb else 0.9
+        return VllmInProcessEncoder(location, spec.normalize, spec.max_tokens, utilisation)
+    return SentenceTransformerEncoder(location, resolved_device, spec.normalize, spec.max_tokens)

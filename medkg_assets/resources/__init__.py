@@ -1,0 +1,1 @@
+"""One Dagster resource per outside system; they hide library quirks from the assets."""

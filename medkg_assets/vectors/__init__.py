@@ -1,0 +1,1 @@
+"""Pure vector logic: the incremental cache, hashing and parity, validation, FAISS indexes."""

@@ -1,0 +1,74 @@
+"""The dense artefact on disk: `vectors.npy` + `meta.json` + a JSONL export for other tools."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medkg_assets.storage.atomic import canonical_json
+
+
+@dataclass
+class DenseArtifact:
+    vectors: np.ndarray
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    content_hashes: list[str]
+    namespace: str
+    profile: str
+    fingerprint: str
+    model: str
+    dims: int
+    normalized: bool
+
+    def meta(self) -> dict:
+        return {
+            "namespace": self.namespace,
+            "profile": self.profile,
+            "fingerprint": self.fingerprint,
+            "model": self.model,
+            "dims": self.dims,
+            "normalized": self.normalized,
+            "count": len(self.chunk_ids),
+            "chunk_ids": self.chunk_ids,
+            "doc_ids": self.doc_ids,
+            "content_hashes": self.content_hashes,
+        }
+
+    def write(self, directory: Path, tenant_id: str) -> None:
+        """Write into a build directory (the caller publishes it atomically)."""
+        np.save(directory / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
+        (directory / "meta.json").write_text(canonical_json(self.meta()))
+        with (directory / "embeddings.jsonl").open("w", encoding="utf-8") as out:
+            for row, chunk_id in enumerate(self.chunk_ids):
+                record = {
+                    "id": chunk_id,
+                    "vector": self.vectors[row].tolist(),
+                    "metadata": {
+                        "doc_id": self.doc_ids[row],
+                        "namespace": self.namespace,
+                        "tenant_id": tenant_id,
+                        "profile": self.profile,
+                        "fingerprint": self.fingerprint,
+                    },
+                }
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> DenseArtifact:
+        meta = json.loads((directory / "meta.json").read_text())
+        return cls(
+            vectors=np.load(directory / "vectors.npy"),
+            chunk_ids=meta["chunk_ids"],
+            doc_ids=meta["doc_ids"],
+            content_hashes=meta["content_hashes"],
+            namespace=meta["namespace"],
+            profile=meta["profile"],
+            fingerprint=meta["fingerprint"],
+            model=meta["model"],
+            dims=meta["dims"],
+            normalized=meta["normalized"],
+        )

@@ -1,0 +1,103 @@
+"""FAISS indexes from a profile's index spec: exact flat, HNSW, IVF-PQ; inner-product metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from medkg_assets.config.profiles import FlatIndexSpec, HnswIndexSpec, IndexSpec, IvfPqIndexSpec
+
+
+@dataclass
+class BuiltIndex:
+    index: faiss.Index
+    kind: str
+    on_gpu: bool
+    notes: list[str]
+
+
+def gpu_count() -> int:
+    """GPUs faiss can use (0 with faiss-cpu)."""
+    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+
+
+def _ivf_pq_shape(spec: IvfPqIndexSpec, n: int, dims: int) -> tuple[int, int, list[str]]:
+    """Shrink nlist so every list gets ≥ 39 training points; pq_m must divide dims."""
+    notes = []
+    nlist = max(1, min(spec.nlist, n // 39))
+    if nlist != spec.nlist:
+        notes.append(f"nlist {spec.nlist} → {nlist} for {n} vectors (≥ 39 training points per list)")
+    pq_m = spec.pq_m
+    while dims % pq_m:
+        pq_m -= 1
+    if pq_m != spec.pq_m:
+        notes.append(f"pq_m {spec.pq_m} → {pq_m} (must divide dims {dims})")
+    return nlist, pq_m, notes
+
+
+def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool = False, seed: int = 0) -> BuiltIndex:
+    """Build the index the spec asks for; row i of `vectors` gets id i."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dims = vectors.shape
+    notes: list[str] = []
+    if isinstance(spec, HnswIndexSpec):
+        # faiss has no GPU HNSW; it is built on the CPU even when a GPU is present.
+        index = faiss.IndexHNSWFlat(dims, spec.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = spec.ef_construction
+        index.hnsw.efSearch = spec.ef_search
+        index.add(vectors)
+        return BuiltIndex(index, "hnsw", False, notes)
+    if isinstance(spec, FlatIndexSpec):
+        index = faiss.IndexFlatIP(dims)
+        kind = "flat"
+    else:
+        min_points = 2**spec.pq_nbits
+        if n < min_points:
+            raise ValueError(
+                f"ivf_pq with pq_nbits={spec.pq_nbits} needs at least {min_points} vectors to train, "
+                f"got {n}; use a flat or hnsw index for a collection this small"
+            )
+        nlist, pq_m, notes = _ivf_pq_shape(spec, n, dims)
+        quantizer = faiss.IndexFlatIP(dims)
+        index = faiss.IndexIVFPQ(quantizer, dims, nlist, pq_m, spec.pq_nbits, faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = min(spec.nprobe, nlist)
+        kind = "ivf_pq"
+    on_gpu = use_gpu and gpu_count() > 0
+    working = index
+    if on_gpu:
+        resources = faiss.StandardGpuResources()
+        working = faiss.index_cpu_to_gpu(resources, 0, index)
+    if kind == "ivf_pq":
+        sample = vectors
+        if n > spec.train_sample:
+            rows = np.random.default_rng(seed).choice(n, spec.train_sample, replace=False)
+            sample = vectors[np.sort(rows)]
+        working.train(sample)
+    working.add(vectors)
+    if on_gpu:
+        index = faiss.index_gpu_to_cpu(working)
+    return BuiltIndex(index, kind, on_gpu, notes)
+
+
+def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)[1]
+
+
+def self_recall_at_k(
+    index: faiss.Index, vectors: np.ndarray, k: int = 10, sample: int = 200, seed: int = 0
+) -> float:
+    """Recall@k of `index` against exact search, with sampled stored vectors as queries."""
+    n = len(vectors)
+    if n == 0:
+        return 1.0
+    k = min(k, n)
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
+    queries = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    truth = exact_neighbours(vectors, queries, k)
+    found = index.search(queries, k)[1]
+    hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found, strict=True))
+    return hits / (len(rows) * k)
