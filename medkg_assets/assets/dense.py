@@ -29,7 +29,7 @@ from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.settings import get_config
 from medkg_assets.storage.atomic import read_jsonl
 from medkg_assets.text.chunking import Chunk
-from medkg_assets.vectors.cache import plan_from_cache
+from medkg_assets.vectors.cache import assemble, plan_cache
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
 from medkg_assets.vectors.parity import evaluate_parity
@@ -76,19 +76,16 @@ def dense_embeddings(
     store = paths.dense(namespace_name, profile_name)
     previous = _previous(store)
     started = time.perf_counter()
-    plan = plan_from_cache(
-        [c.content_hash for c in records],
-        profile.dense.dims,
+    content_hashes = [c.content_hash for c in records]
+    plan = plan_cache(
+        content_hashes,
         profile.fingerprint,
         previous.fingerprint if previous else None,
         previous.content_hashes if previous else [],
-        previous.vectors if previous else None,
     )
-    # Encode each distinct missing text once.
-    unique_rows: dict[str, int] = {}
-    for row in plan.misses:
-        unique_rows.setdefault(records[row].content_hash, row)
-    to_encode = [records[row].model_input for row in unique_rows.values()]
+    pending = plan.texts_to_encode(content_hashes)
+    to_encode = [records[row].model_input for row in pending.values()]
+    encoded_by_hash: dict[str, np.ndarray] = {}
     batch_sizes, device, provider = [], "none", "cache"
     if to_encode:
         progress = Progress(f"dense {where}", len(to_encode), context.log.info)
@@ -102,7 +99,7 @@ def dense_embeddings(
                 encoded,
                 profile.dense.dims,
                 profile.dense.normalize,
-                [records[r].chunk_id for r in unique_rows.values()],
+                [records[r].chunk_id for r in pending.values()],
                 where,
             )
         except EncoderError as error:
@@ -113,12 +110,13 @@ def dense_embeddings(
         finally:
             progress.close()
         batch_sizes = report.distinct_sizes
-        by_hash = dict(zip(unique_rows, encoded, strict=True))
-        for row in plan.misses:
-            plan.vectors[row] = by_hash[records[row].content_hash]
+        encoded_by_hash = dict(zip(pending, encoded, strict=True))
+    cached_rows = previous.vectors if previous is not None else []
+    rows = assemble(plan, content_hashes, cached_rows, encoded_by_hash)
+    vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, profile.dense.dims), np.float32)
     encode_s = time.perf_counter() - started
     artifact = DenseArtifact(
-        vectors=plan.vectors,
+        vectors=vectors,
         chunk_ids=[c.chunk_id for c in records],
         doc_ids=[c.doc_id for c in records],
         content_hashes=[c.content_hash for c in records],

@@ -1,45 +1,66 @@
-"""Incremental cache: reuse vectors keyed by (chunk content hash, profile fingerprint)."""
+"""Incremental cache: reuse outputs keyed by (chunk content hash, profile fingerprint).
+
+The cache is the stage's previous artefact: rows whose content hash it already holds under
+the same fingerprint are reused; everything else is encoded; rows for removed chunks simply
+do not appear in the new output.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-import numpy as np
+Item = TypeVar("Item")
 
 
 @dataclass
 class CachePlan:
-    """Rows of the new output: reused from the cache, or still to be encoded (`misses`)."""
-
-    vectors: np.ndarray  # rows for hits are filled in; rows for misses are zero
-    misses: list[int]
+    reuse: dict[int, int]  # output row → row of the cached artefact
+    misses: list[int]  # output rows to encode
+    total: int
 
     @property
     def hits(self) -> int:
-        return len(self.vectors) - len(self.misses)
+        return len(self.reuse)
 
     @property
     def hit_ratio(self) -> float:
-        return self.hits / len(self.vectors) if len(self.vectors) else 1.0
+        return self.hits / self.total if self.total else 1.0
+
+    def texts_to_encode(self, content_hashes: Sequence[str]) -> dict[str, int]:
+        """content hash → first missing row with it: each distinct text is encoded once."""
+        unique: dict[str, int] = {}
+        for row in self.misses:
+            unique.setdefault(content_hashes[row], row)
+        return unique
 
 
-def plan_from_cache(
-    content_hashes: list[str],
-    dims: int,
+def plan_cache(
+    content_hashes: Sequence[str],
     fingerprint: str,
     cached_fingerprint: str | None,
-    cached_hashes: list[str],
-    cached_vectors: np.ndarray | None,
+    cached_hashes: Sequence[str],
 ) -> CachePlan:
-    """Match chunks to cached vectors; a different fingerprint reuses nothing."""
-    vectors = np.zeros((len(content_hashes), dims), dtype=np.float32)
-    usable = cached_vectors is not None and cached_fingerprint == fingerprint
-    index = {h: row for row, h in enumerate(cached_hashes)} if usable else {}
-    misses = []
+    """Match chunks to cached rows; a different fingerprint reuses nothing."""
+    index = {h: row for row, h in enumerate(cached_hashes)} if cached_fingerprint == fingerprint else {}
+    reuse, misses = {}, []
     for row, content_hash in enumerate(content_hashes):
-        cached_row = index.get(content_hash)
-        if cached_row is None or cached_vectors.shape[1] != dims:
-            misses.append(row)
+        if content_hash in index:
+            reuse[row] = index[content_hash]
         else:
-            vectors[row] = cached_vectors[cached_row]
-    return CachePlan(vectors=vectors, misses=misses)
+            misses.append(row)
+    return CachePlan(reuse=reuse, misses=misses, total=len(content_hashes))
+
+
+def assemble(
+    plan: CachePlan,
+    content_hashes: Sequence[str],
+    cached_items: Sequence[Item],
+    encoded_by_hash: dict[str, Item],
+) -> list[Item]:
+    """The new output in chunk order: cached rows where reused, fresh encodings elsewhere."""
+    return [
+        cached_items[plan.reuse[row]] if row in plan.reuse else encoded_by_hash[content_hash]
+        for row, content_hash in enumerate(content_hashes)
+    ]
