@@ -12,16 +12,26 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from medkg_assets.assets import chunks, dense, dense_index
+from medkg_assets.assets import chunks, dense, dense_index, opensearch, retrieval, sparse, summary
 from medkg_assets.automation.jobs import JOBS
 from medkg_assets.partitions import register_namespaces
 from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.resources.faiss_store import FaissIndexResource
-from medkg_assets.settings import EMBEDDER_DEVICE, EMBEDDER_VRAM_BUDGET_GB, VLLM_URL, get_config
+from medkg_assets.resources.lucene import LuceneResource
+from medkg_assets.resources.opensearch import OpenSearchResource
+from medkg_assets.resources.reranker import RerankerResource
+from medkg_assets.resources.sparse_encoder import SparseEncoderResource
+from medkg_assets.settings import (
+    EMBEDDER_DEVICE,
+    EMBEDDER_RERANK_BATCH_CAP,
+    EMBEDDER_VRAM_BUDGET_GB,
+    VLLM_URL,
+    get_config,
+)
 
 logger = logging.getLogger("medkg_assets")
 
-_STAGES = [chunks, dense, dense_index]
+_STAGES = [chunks, dense, dense_index, sparse, opensearch, retrieval, summary]
 
 
 def _register_configured_namespaces() -> None:
@@ -51,5 +61,18 @@ defs = Definitions(
             vllm_url=os.environ.get(VLLM_URL) or None,
         ),
         "faiss_store": FaissIndexResource(),
+        "sparse_encoder": SparseEncoderResource(device=os.environ.get(EMBEDDER_DEVICE, "auto")),
+        "lucene": LuceneResource(),
+        "reranker": RerankerResource(
+            device=os.environ.get(EMBEDDER_DEVICE, "auto"),
+            batch_cap=int(os.environ.get(EMBEDDER_RERANK_BATCH_CAP, "32")),
+        ),
+        "opensearch": OpenSearchResource(
+            url=os.environ.get("OPENSEARCH_URL") or None,
+            username=os.environ.get("OPENSEARCH_USERNAME") or None,
+            password=os.environ.get("OPENSEARCH_PASSWORD") or None,
+            verify_certs=os.environ.get("OPENSEARCH_VERIFY_CERTS", "true").lower() != "false",
+            ca_certs=os.environ.get("OPENSEARCH_CA_CERTS") or None,
+        ),
     },
 )

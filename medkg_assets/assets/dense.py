@@ -37,6 +37,8 @@ from medkg_assets.vectors.validation import validate_vectors
 
 GROUP = "dense"
 CODE_VERSION = "dense-1"
+# Bump when the encoding logic changes: cached vectors are reused only under the same key.
+ENCODING_VERSION = "1"
 
 per_namespace_chunks = AssetDep(
     chunks, partition_mapping=MultiToSingleDimensionPartitionMapping(NAMESPACE_DIMENSION)
@@ -77,10 +79,11 @@ def dense_embeddings(
     previous = _previous(store)
     started = time.perf_counter()
     content_hashes = [c.content_hash for c in records]
+    cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
     plan = plan_cache(
         content_hashes,
-        profile.fingerprint,
-        previous.fingerprint if previous else None,
+        cache_key,
+        previous.cache_key if previous else None,
         previous.content_hashes if previous else [],
     )
     pending = plan.texts_to_encode(content_hashes)
@@ -92,9 +95,10 @@ def dense_embeddings(
         try:
             encoder = dense_encoder.open(profile, config.models_dir)
             device, provider = encoder.device, encoder.provider
-            encoded, report = encode_in_batches(
+            encoded_rows, report = encode_in_batches(
                 to_encode, encoder.encode, profile.dense.batch_size, progress.advance, encoder.release_memory
             )
+            encoded = np.asarray(encoded_rows, dtype=np.float32).reshape(len(encoded_rows), -1)
             validate_vectors(
                 encoded,
                 profile.dense.dims,
@@ -126,6 +130,7 @@ def dense_embeddings(
         model=profile.dense.model,
         dims=profile.dense.dims,
         normalized=profile.dense.normalize,
+        cache_key=cache_key,
     )
     with store.build() as scratch:
         artifact.write(scratch, namespace.tenant_id)

@@ -20,4 +20,11 @@ index_job = define_asset_job(
     description="Every per-profile stage for one namespace × profile.",
 )
 
-JOBS = [ingest_job, index_job]
+release_checks_job = define_asset_job(
+    "release_checks_job",
+    selection=AssetSelection.all_asset_checks(),
+    partitions_def=namespace_profile_partitions,
+    description="Re-evaluate every release check of a partition without recomputing any asset.",
+)
+
+JOBS = [ingest_job, index_job, release_checks_job]

@@ -30,6 +30,8 @@ class SparseModelSpec(_Strict):
     model: str
     top_k_terms: int = Field(gt=0, default=400)
     max_weight: float = Field(gt=0, default=10.0)
+    # Anserini truncates impact weights to integers: weights are stored as round(w * scale).
+    quantization_scale: int = Field(gt=0, default=100)
 
 
 class RerankerSpec(_Strict):
@@ -91,7 +93,7 @@ class EmbeddingProfile(_Strict):
         """Hash of every field that changes vectors (backend included: servers differ in float detail)."""
         vector_fields = {
             "dense": self.dense.model_dump(exclude={"batch_size", "served_model_name"}),
-            "sparse": self.sparse.model_dump(),
+            "sparse": self.sparse.model_dump(exclude={"quantization_scale"}),
         }
         canonical = json.dumps(vector_fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

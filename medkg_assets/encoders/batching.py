@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 
 def is_out_of_memory(error: BaseException) -> bool:
     """CUDA OOM (torch.OutOfMemoryError) or an allocator message saying the same."""
@@ -34,14 +32,14 @@ class BatchReport:
 
 def encode_in_batches(
     items: Sequence,
-    encode_batch: Callable[[Sequence], np.ndarray],
+    encode_batch: Callable[[Sequence], Sequence],
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     release_memory: Callable[[], None] | None = None,
-) -> tuple[np.ndarray, BatchReport]:
-    """Encode `items` in order; on OOM halve the batch size and retry the same batch."""
+) -> tuple[list, BatchReport]:
+    """Encode `items` in order, one output per item; on OOM halve the batch and retry it."""
     report = BatchReport()
-    outputs: list[np.ndarray] = []
+    outputs: list = []
     size = max(1, batch_size)
     position = 0
     while position < len(items):
@@ -56,11 +54,9 @@ def encode_in_batches(
             if release_memory is not None:
                 release_memory()
             continue
-        outputs.append(np.asarray(vectors, dtype=np.float32))
+        outputs.extend(vectors)
         report.sizes_used.append(len(batch))
         position += len(batch)
         if on_batch is not None:
             on_batch(len(batch))
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32), report
-    return np.concatenate(outputs, axis=0), report
+    return outputs, report

@@ -31,5 +31,23 @@ class ArtifactLayout:
     def faiss(self, namespace: str, profile: str) -> VersionedDirectory:
         return VersionedDirectory(self.profile_dir(namespace, profile) / "faiss")
 
+    def sparse(self, namespace: str, profile: str) -> VersionedDirectory:
+        return VersionedDirectory(self.profile_dir(namespace, profile) / "sparse")
+
+    def lucene(self, namespace: str, profile: str) -> VersionedDirectory:
+        return VersionedDirectory(self.profile_dir(namespace, profile) / "lucene")
+
+    def opensearch_mapping(self, namespace: str, profile: str) -> Path:
+        return self.profile_dir(namespace, profile) / "opensearch" / "index_template.json"
+
+    def rerank_manifest(self, namespace: str, profile: str) -> Path:
+        return self.profile_dir(namespace, profile) / "rerank" / "rerank_manifest.json"
+
+    def recall_history(self, namespace: str, profile: str) -> Path:
+        return self.profile_dir(namespace, profile) / "checks" / "recall_history.json"
+
+    def processing_summary(self, namespace: str, profile: str) -> Path:
+        return self.profile_dir(namespace, profile) / "processing_summary.json"
+
     def dense_parity_baseline(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "checks" / "dense_parity_baseline.json"

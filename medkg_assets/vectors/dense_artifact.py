@@ -23,6 +23,7 @@ class DenseArtifact:
     model: str
     dims: int
     normalized: bool
+    cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
 
     def meta(self) -> dict:
         return {
@@ -32,6 +33,7 @@ class DenseArtifact:
             "model": self.model,
             "dims": self.dims,
             "normalized": self.normalized,
+            "cache_key": self.cache_key,
             "count": len(self.chunk_ids),
             "chunk_ids": self.chunk_ids,
             "doc_ids": self.doc_ids,
@@ -71,4 +73,5 @@ class DenseArtifact:
             model=meta["model"],
             dims=meta["dims"],
             normalized=meta["normalized"],
+            cache_key=meta.get("cache_key") or f"{meta['fingerprint']}:1",  # artefacts before versioning
         )

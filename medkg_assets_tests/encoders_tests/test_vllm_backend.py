@@ -44,7 +44,7 @@ def test_batched_requests_keep_order(vllm_url, reference_vectors):
     encoder = VllmHttpEncoder(vllm_url, SERVED_NAME, normalize=True)
     vectors, report = encode_in_batches(TEXTS, encoder.encode, 5)
     assert report.sizes_used == [5, 5, 5, 5, 4]
-    assert np.sum(vectors * reference_vectors, axis=1).min() >= 0.999
+    assert np.sum(np.asarray(vectors) * reference_vectors, axis=1).min() >= 0.999
 
 
 def test_unknown_served_model_is_refused_without_retry(vllm_url):

@@ -1,0 +1,311 @@
+"""Stage 3: chunks → SPLADE term weights (incremental cache) → Lucene impact + BM25 indexes."""
+
+import time
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.dense import manifest_code_version, per_namespace_chunks
+from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
+from medkg_assets.encoders.batching import encode_in_batches
+from medkg_assets.encoders.errors import EncoderError
+from medkg_assets.partitions import namespace_profile_partitions, split_partition_key
+from medkg_assets.progress import Progress
+from medkg_assets.resources.lucene import LuceneResource
+from medkg_assets.resources.sparse_encoder import SparseEncoderResource
+from medkg_assets.search.jvm import JavaRuntimeMissingError
+from medkg_assets.search.lucene import (
+    LuceneIndexError,
+    SparseInputError,
+    write_impact_collection,
+    write_text_collection,
+)
+from medkg_assets.settings import EMBEDDER_ENABLE_SPARSE, get_config
+from medkg_assets.storage.atomic import canonical_json, read_jsonl
+from medkg_assets.text.chunking import Chunk
+from medkg_assets.vectors.cache import assemble, plan_cache
+from medkg_assets.vectors.sparse_artifact import SparseArtifact
+
+GROUP = "sparse"
+# Bump when the encoding or pruning logic changes: cached vectors are reused only under the same key.
+ENCODING_VERSION = "2"
+SPARSE_DISABLED_WARNING = f"sparse stage disabled ({EMBEDDER_ENABLE_SPARSE}=false or run config)"
+
+
+class SparseToggle(Config):
+    """Run-config switch; unset follows EMBEDDER_ENABLE_SPARSE (default on)."""
+
+    enable_sparse: bool | None = None
+
+
+def sparse_enabled(toggle: SparseToggle) -> bool:
+    return get_config().enable_sparse if toggle.enable_sparse is None else toggle.enable_sparse
+
+
+@asset(
+    partitions_def=namespace_profile_partitions,
+    deps=[per_namespace_chunks],
+    group_name=GROUP,
+    pool=GPU_POOL,
+    op_tags={GPU_STAGE_TAG: "sparse"},
+    kinds={"pytorch", "jsonl"},
+    code_version=manifest_code_version("sparse-1"),
+    description="SPLADE term → weight maps per chunk (top-k terms, clipped weights), cached by content hash.",
+)
+def sparse_vectors(
+    context: AssetExecutionContext, config: SparseToggle, sparse_encoder: SparseEncoderResource
+) -> MaterializeResult:
+    settings = get_config()
+    namespace_name, profile_name = namespace_and_profile(context)
+    namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
+    where = f"namespace {namespace_name}, profile {profile_name}"
+    paths = layout(settings)
+    store = paths.sparse(namespace_name, profile_name)
+    if not sparse_enabled(config):
+        context.log.warning(f"{where}: {SPARSE_DISABLED_WARNING}; no sparse vectors produced")
+        with store.build() as scratch:
+            SparseArtifact(
+                namespace_name,
+                profile_name,
+                profile.fingerprint,
+                profile.sparse.model,
+                False,
+                disabled_reason=SPARSE_DISABLED_WARNING,
+            ).write(scratch, namespace.tenant_id)
+        return MaterializeResult(
+            metadata={
+                "sparse_enabled": False,
+                "warning": SPARSE_DISABLED_WARNING,
+                "vectors": 0,
+                **telemetry_metadata(settings),
+            }
+        )
+    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    previous = SparseArtifact.load(store.current) if store.current is not None else None
+    if previous is not None and not previous.enabled:
+        previous = None
+    started = time.perf_counter()
+    content_hashes = [c.content_hash for c in records]
+    cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
+    plan = plan_cache(
+        content_hashes,
+        cache_key,
+        previous.cache_key if previous else None,
+        previous.content_hashes if previous else [],
+    )
+    pending = plan.texts_to_encode(content_hashes)
+    encoded_by_hash: dict[str, dict[str, float]] = {}
+    batch_sizes, device = [], "none"
+    if pending:
+        progress = Progress(f"sparse {where}", len(pending), context.log.info)
+        try:
+            encoder = sparse_encoder.open(profile, settings.models_dir)
+            device = encoder.device
+            texts = [records[row].model_input for row in pending.values()]
+            encoded, report = encode_in_batches(
+                texts,
+                encoder.encode_documents,
+                profile.dense.batch_size,
+                progress.advance,
+                encoder.release_memory,
+            )
+        except EncoderError as error:
+            raise Failure(
+                description=f"{where}: {type(error).__name__}: {error}",
+                metadata={"error_type": type(error).__name__},
+            ) from error
+        finally:
+            progress.close()
+        batch_sizes = report.distinct_sizes
+        encoded_by_hash = dict(zip(pending, encoded, strict=True))
+    vectors = assemble(plan, content_hashes, previous.vectors if previous else [], encoded_by_hash)
+    artifact = SparseArtifact(
+        namespace_name,
+        profile_name,
+        profile.fingerprint,
+        profile.sparse.model,
+        True,
+        chunk_ids=[c.chunk_id for c in records],
+        doc_ids=[c.doc_id for c in records],
+        content_hashes=content_hashes,
+        vectors=vectors,
+        cache_key=cache_key,
+    )
+    with store.build() as scratch:
+        artifact.write(scratch, namespace.tenant_id)
+    duration = time.perf_counter() - started
+    terms = [len(v) for v in vectors] or [0]
+    generated = len(pending)
+    return MaterializeResult(
+        metadata={
+            "sparse_enabled": True,
+            "vectors": len(vectors),
+            "embeddings_generated": generated,
+            "cache_hits": plan.hits,
+            "cache_misses": len(plan.misses),
+            "cache_hit_ratio": round(plan.hit_ratio, 4),
+            "duration_s": round(duration, 3),
+            "texts_per_s": round(generated / duration, 1) if generated else 0.0,
+            "batch_sizes_used": MetadataValue.json(batch_sizes),
+            "device": device,
+            "model": profile.sparse.model,
+            "summary": markdown_table(
+                ["vectors", "encoded", "hit ratio", "terms/chunk (mean)", "max terms", "seconds"],
+                [
+                    [
+                        len(vectors),
+                        generated,
+                        f"{plan.hit_ratio:.1%}",
+                        f"{sum(terms) / len(terms):.1f}",
+                        max(terms),
+                        f"{duration:.1f}",
+                    ]
+                ],
+            ),
+            "path": MetadataValue.path(str(store.current)),
+            **telemetry_metadata(settings),
+        }
+    )
+
+
+@asset_check(
+    asset=sparse_vectors,
+    partitions_def=namespace_profile_partitions,
+    blocking=True,
+    description="Each sparse vector keeps ≤ top_k_terms positive terms with weights ≤ max_weight.",
+)
+def sparse_vectors_respect_profile_limits(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    settings = get_config()
+    namespace_name, profile_name = split_partition_key(context.partition_key)
+    profile = settings.profiles.get(profile_name)
+    artifact = SparseArtifact.load(
+        layout(settings).sparse(namespace_name, profile_name).require_current("sparse_vectors")
+    )
+    if not artifact.enabled:
+        return AssetCheckResult(
+            passed=True,
+            severity=AssetCheckSeverity.WARN,
+            description=f"skipped: {artifact.disabled_reason}",
+            metadata={"skipped": True},
+        )
+    too_many = sum(len(v) > profile.sparse.top_k_terms for v in artifact.vectors)
+    out_of_range = sum(
+        any(not 0 < w <= profile.sparse.max_weight for w in v.values()) for v in artifact.vectors
+    )
+    empty = sum(not v for v in artifact.vectors)
+    return AssetCheckResult(
+        passed=not (too_many or out_of_range or empty),
+        metadata={
+            "over_top_k": too_many,
+            "weights_out_of_range": out_of_range,
+            "empty_vectors": empty,
+            "top_k_terms": profile.sparse.top_k_terms,
+            "max_weight": profile.sparse.max_weight,
+        },
+    )
+
+
+@asset(
+    partitions_def=namespace_profile_partitions,
+    deps=[sparse_vectors, per_namespace_chunks],
+    group_name=GROUP,
+    kinds={"lucene"},
+    code_version=manifest_code_version("lucene-1"),
+    description="Lucene impact index of the SPLADE terms (quantised) and a BM25 index of the chunk text.",
+)
+def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> MaterializeResult:
+    settings = get_config()
+    namespace_name, profile_name = namespace_and_profile(context)
+    profile = settings.profiles.get(profile_name)
+    where = f"namespace {namespace_name}, profile {profile_name}"
+    paths = layout(settings)
+    sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
+    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    scale = profile.sparse.quantization_scale
+    timings, info, warnings = {}, {"quantization_scale": scale, "fingerprint": profile.fingerprint}, []
+    store = paths.lucene(namespace_name, profile_name)
+    try:
+        with store.build() as scratch:
+            collections = scratch / ".collections"
+            if sparse.enabled:
+                stats = write_impact_collection(
+                    collections / "impact" / "docs.jsonl",
+                    list(zip(sparse.chunk_ids, sparse.vectors, strict=True)),
+                    scale,
+                )
+                started = time.perf_counter()
+                lucene.build("impact", collections / "impact", scratch / "impact")
+                timings["impact"] = time.perf_counter() - started
+                info.update(
+                    impact_documents=stats.documents,
+                    impact_postings=stats.postings,
+                    terms_dropped_at_zero=stats.terms_dropped_at_zero,
+                )
+            else:
+                warnings.append(f"impact index not built: {sparse.disabled_reason}")
+                context.log.warning(f"{where}: {warnings[-1]}")
+            write_text_collection(
+                collections / "bm25" / "docs.jsonl", [(c.chunk_id, c.model_input) for c in records]
+            )
+            started = time.perf_counter()
+            lucene.build("bm25", collections / "bm25", scratch / "bm25")
+            timings["bm25"] = time.perf_counter() - started
+            info.update(bm25_documents=len(records), impact_enabled=sparse.enabled, warnings=warnings)
+            for file in sorted(collections.rglob("*"), reverse=True):
+                file.unlink() if file.is_file() else file.rmdir()
+            collections.rmdir()
+            (scratch / "info.json").write_text(canonical_json(info))
+    except (SparseInputError, LuceneIndexError, JavaRuntimeMissingError) as error:
+        raise Failure(
+            description=f"{where}: {type(error).__name__}: {error}",
+            metadata={"error_type": type(error).__name__},
+        ) from error
+    return MaterializeResult(
+        metadata={
+            "impact_enabled": sparse.enabled,
+            "impact_documents": info.get("impact_documents", 0),
+            "bm25_documents": len(records),
+            "quantization_scale": scale,
+            "warnings": MetadataValue.json(warnings),
+            "build_seconds": markdown_table(
+                ["index", "seconds"], [[k, f"{v:.2f}"] for k, v in timings.items()]
+            ),
+            "path": MetadataValue.path(str(store.current)),
+            **telemetry_metadata(settings),
+        }
+    )
+
+
+@asset_check(
+    asset=sparse_index,
+    partitions_def=namespace_profile_partitions,
+    blocking=True,
+    description="The Lucene indexes open and hold one document per sparse vector / chunk.",
+)
+def sparse_index_document_counts(
+    context: AssetCheckExecutionContext, lucene: LuceneResource
+) -> AssetCheckResult:
+    settings = get_config()
+    namespace_name, profile_name = split_partition_key(context.partition_key)
+    paths = layout(settings)
+    current = paths.lucene(namespace_name, profile_name).require_current("sparse_index")
+    sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
+    chunk_total = len(read_jsonl(paths.chunks(namespace_name)))
+    search = lucene.open(current / "impact" if sparse.enabled else None, current / "bm25")
+    expected = {"impact": len(sparse.chunk_ids) if sparse.enabled else 0, "bm25": chunk_total}
+    found = {"impact": search.impact_documents, "bm25": search.bm25_documents}
+    return AssetCheckResult(
+        passed=expected == found,
+        metadata={"expected": MetadataValue.json(expected), "found": MetadataValue.json(found)},
+    )

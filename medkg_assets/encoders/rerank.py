@@ -1,0 +1,64 @@
+"""CrossEncoder reranking; refuses models without a trained relevance head."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from medkg_assets.encoders.errors import ModelLoadError
+from medkg_assets.model_reference import ModelNotFoundError, resolve_model
+
+
+class RerankerUnavailableError(ModelLoadError):
+    """The configured reranker cannot be used; the stage records a warning instead of scores."""
+
+
+@lru_cache(maxsize=2)
+def _load_cross_encoder(location: str, device: str, max_length: int):
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(location, device=device, max_length=max_length)
+
+
+def _require_trained_head(location: str) -> None:
+    """A local folder must hold a sequence-classification model; an encoder-only checkpoint would get
+    a freshly initialised head — random scores dressed up as a reranker."""
+    config = Path(location) / "config.json"
+    if not config.exists():
+        return
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise RerankerUnavailableError(
+            f"{location} is not a cross-encoder (architectures {architectures}); loading it would attach an "
+            "untrained classification head. Point the profile's reranker at a trained CrossEncoder."
+        )
+
+
+class CrossEncoderReranker:
+    """Scores (query, passage) pairs; higher is more relevant."""
+
+    def __init__(self, reference: str, device: str, max_length: int, models_dir: Path | None = None):
+        try:
+            resolved = resolve_model(reference, models_dir)
+            if resolved.is_local:
+                _require_trained_head(resolved.location)
+            self.model = _load_cross_encoder(resolved.location, device, max_length)
+        except RerankerUnavailableError:
+            raise
+        except (ModelNotFoundError, OSError, ValueError) as error:
+            raise RerankerUnavailableError(f"cannot load reranker {reference!r}: {error}") from error
+        self.reference, self.device = reference, device
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        scores = self.model.predict(list(pairs), batch_size=len(pairs), show_progress_bar=False)
+        return [float(s) for s in scores]
+
+    def release_memory(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()

@@ -1,0 +1,1 @@
+"""Pure IR evaluation: metrics, eval-set loading, expected-score comparison."""

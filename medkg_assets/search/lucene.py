@@ -1,0 +1,171 @@
+"""Lucene indexes through Pyserini: an impact index for SPLADE terms and a BM25 index.
+
+Anserini truncates impact weights to integers, so weights are quantised as round(w * scale)
+on both sides; a query's score is then exactly the integer dot product with the document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medkg_assets.search.jvm import jvm_environment, start_jvm
+
+
+class LuceneIndexError(RuntimeError):
+    """An index could not be built or opened."""
+
+
+class SparseInputError(ValueError):
+    """Sparse vectors that cannot be indexed as they are."""
+
+
+def quantise(weights: dict[str, float], scale: int) -> dict[str, int]:
+    """Integer impacts; terms whose weight rounds to zero are dropped (they would score nothing)."""
+    quantised = {term: int(round(weight * scale)) for term, weight in weights.items()}
+    return {term: impact for term, impact in quantised.items() if impact > 0}
+
+
+def _check_term(term: str, chunk_id: str) -> None:
+    if not term or any(ch.isspace() for ch in term):
+        raise SparseInputError(
+            f"chunk {chunk_id}: term {term!r} contains whitespace (or is empty); the pretokenized "
+            "impact index would split it into other terms — fix the sparse model's vocabulary"
+        )
+
+
+@dataclass
+class CollectionStats:
+    documents: int = 0
+    postings: int = 0
+    terms_dropped_at_zero: int = 0
+    empty_after_quantisation: list[str] = field(default_factory=list)
+
+
+def write_impact_collection(
+    path: Path, vectors: list[tuple[str, dict[str, float]]], scale: int
+) -> CollectionStats:
+    """JsonVectorCollection file: one `{"id", "contents", "vector"}` per chunk, integer impacts."""
+    stats = CollectionStats()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for chunk_id, weights in vectors:
+            for term in weights:
+                _check_term(term, chunk_id)
+            impacts = quantise(weights, scale)
+            stats.terms_dropped_at_zero += len(weights) - len(impacts)
+            if not impacts:
+                stats.empty_after_quantisation.append(chunk_id)
+                continue
+            stats.documents += 1
+            stats.postings += len(impacts)
+            out.write(json.dumps({"id": chunk_id, "contents": "", "vector": impacts}) + "\n")
+    if stats.empty_after_quantisation:
+        sample = ", ".join(stats.empty_after_quantisation[:5])
+        raise SparseInputError(
+            f"{len(stats.empty_after_quantisation)} sparse vector(s) have no weight left after quantisation "
+            f"at scale {scale} (chunks {sample}); raise sparse.quantization_scale or check those chunks"
+        )
+    return stats
+
+
+def write_text_collection(path: Path, documents: list[tuple[str, str]]) -> int:
+    """JsonCollection file for BM25: `{"id", "contents"}` per chunk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for chunk_id, text in documents:
+            out.write(json.dumps({"id": chunk_id, "contents": text}, ensure_ascii=False) + "\n")
+    return len(documents)
+
+
+def build_index(
+    kind: str, collection_dir: Path, index_dir: Path, threads: int = 1, timeout_s: int = 3600
+) -> None:
+    """Run Anserini's indexer in a subprocess (never in a process that might fork)."""
+    common = [
+        "-input",
+        str(collection_dir),
+        "-index",
+        str(index_dir),
+        "-threads",
+        str(threads),
+        "-generator",
+        "DefaultLuceneDocumentGenerator",
+    ]
+    if kind == "impact":
+        args = ["-collection", "JsonVectorCollection", *common, "-impact", "-pretokenized"]
+    elif kind == "bm25":
+        args = ["-collection", "JsonCollection", *common, "-storePositions", "-storeDocvectors", "-storeRaw"]
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    env = {**os.environ, **jvm_environment()}
+    result = subprocess.run(
+        [sys.executable, "-m", "medkg_assets.search.lucene_build", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0 or not any(index_dir.glob("segments_*")):
+        tail = (result.stderr or result.stdout)[-1500:]
+        raise LuceneIndexError(
+            f"building the {kind} index in {index_dir} failed (exit {result.returncode}):\n{tail}"
+        )
+
+
+class _GivenWeights:
+    """A Pyserini query encoder that hands over already quantised term weights."""
+
+    def encode(self, weights: dict[str, int]) -> dict[str, int]:
+        return weights
+
+
+class LuceneSearch:
+    """Search an impact index with term weights and a BM25 index with text; (chunk id, score) hits."""
+
+    def __init__(self, impact_dir: Path | None = None, bm25_dir: Path | None = None):
+        start_jvm()
+        from pyserini.search.lucene import LuceneImpactSearcher, LuceneSearcher
+
+        self._impact = self._bm25 = None
+        try:
+            if impact_dir is not None:
+                # min_idf=-1: Pyserini drops query terms with idf <= min_idf, and a term present in
+                # every document has idf 0; the score must stay the full dot product.
+                self._impact = LuceneImpactSearcher(
+                    str(impact_dir), query_encoder=_GivenWeights(), min_idf=-1
+                )
+            if bm25_dir is not None:
+                self._bm25 = LuceneSearcher(str(bm25_dir))
+        except Exception as error:  # jnius raises JavaException subclasses
+            raise LuceneIndexError(
+                f"cannot open Lucene index ({impact_dir or ''} {bm25_dir or ''}): {error}; "
+                "the index directory is missing or corrupt — rematerialise sparse_index"
+            ) from error
+
+    def impact(self, weights: dict[str, int], k: int = 10) -> list[tuple[str, float]]:
+        if self._impact is None:
+            raise LuceneIndexError("no impact index was opened")
+        return [(hit.docid, float(hit.score)) for hit in self._impact.search(weights, k=k)]
+
+    def bm25(self, text: str, k: int = 10) -> list[tuple[str, float]]:
+        if self._bm25 is None:
+            raise LuceneIndexError("no BM25 index was opened")
+        return [(hit.docid, float(hit.score)) for hit in self._bm25.search(text, k=k)]
+
+    @property
+    def has_impact(self) -> bool:
+        return self._impact is not None
+
+    @property
+    def impact_documents(self) -> int:
+        return int(self._impact.num_docs) if self._impact is not None else 0
+
+    @property
+    def bm25_documents(self) -> int:
+        return int(self._bm25.num_docs) if self._bm25 is not None else 0

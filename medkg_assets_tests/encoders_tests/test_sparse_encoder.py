@@ -1,0 +1,24 @@
+"""SPLADE pruning rules, and real encoding with the packaged SPLADE model."""
+
+import pytest
+
+from medkg_assets.encoders.sparse import SpladeEncoder, prune_terms
+from medkg_assets.settings import get_config
+
+
+def test_prune_keeps_top_k_positive_terms_clipped_and_sorted():
+    pairs = [("b", 12.0), ("a", 3.0), ("c", 0.5), ("d", 0.0), ("e", -1.0)]
+    assert prune_terms(pairs, top_k=2, max_weight=10.0) == {"a": 3.0, "b": 10.0}
+
+
+def test_weights_that_round_to_zero_are_dropped():
+    assert prune_terms([("a", 4e-7), ("b", 0.2)], top_k=5, max_weight=10.0) == {"b": 0.2}
+
+
+@pytest.mark.slow
+def test_packaged_splade_expands_documents_and_queries():
+    encoder = SpladeEncoder(get_config().profiles.get("minilm_cpu").sparse, "cpu")
+    [doc] = encoder.encode_documents(["Asthma narrows the airways and causes wheezing."])
+    [query] = encoder.encode_queries(["what causes wheezing"])
+    assert "asthma" in doc and len(doc) <= 400 and max(doc.values()) <= 10.0
+    assert set(query) & set(doc)
