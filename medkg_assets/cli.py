@@ -69,7 +69,28 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"{'asset':<24} {'job s':>7}  result")
     for asset, summary, elapsed in rows:
         print(f"{asset:<24} {elapsed:7.1f}  {summary}")
+    _print_summary(config, namespace, profile)
     return 0
+
+
+def _print_summary(config, namespace: str, profile: str) -> None:
+    from medkg_assets.storage.layout import ArtifactLayout
+
+    path = ArtifactLayout(config.data_dir).processing_summary(namespace, profile)
+    if not path.exists():
+        return
+    summary = json.loads(path.read_text())
+    quality = summary["metrics"]["quality"]
+    print(f"\nretrieval quality on the eval set (final stage: {summary['metrics']['final_stage']})")
+    print(f"{'stage':<10} {'Recall@10':>9} {'nDCG@10':>8} {'MRR@10':>7} {'Recall@100':>10}")
+    for stage, figures in quality.items():
+        print(
+            f"{stage:<10} {figures['recall@10']:>9.4f} {figures['ndcg@10']:>8.4f} "
+            f"{figures['mrr@10']:>7.4f} {figures['recall@100']:>10.4f}"
+        )
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    print(f"\nprocessing_summary.json (schema {summary['schema_version']}): {path}")
 
 
 def search_command(args: argparse.Namespace) -> int:

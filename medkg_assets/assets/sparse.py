@@ -1,5 +1,7 @@
 """Stage 3: chunks → SPLADE term weights (incremental cache) → Lucene impact + BM25 indexes."""
 
+import hashlib
+import json
 import time
 
 from dagster import (
@@ -40,6 +42,7 @@ from medkg_assets.vectors.sparse_artifact import SparseArtifact
 GROUP = "sparse"
 # Bump when the encoding or pruning logic changes: cached vectors are reused only under the same key.
 ENCODING_VERSION = "2"
+LUCENE_BUILD_VERSION = "1"
 SPARSE_DISABLED_WARNING = f"sparse stage disabled ({EMBEDDER_ENABLE_SPARSE}=false or run config)"
 
 
@@ -233,8 +236,25 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
     sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
     records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
     scale = profile.sparse.quantization_scale
-    timings, info, warnings = {}, {"quantization_scale": scale, "fingerprint": profile.fingerprint}, []
+    inputs = inputs_digest(sparse, records, scale)
     store = paths.lucene(namespace_name, profile_name)
+    if store.current is not None and _info(store.current).get("inputs_digest") == inputs:
+        info = _info(store.current)
+        context.log.info(f"{where}: inputs unchanged since the last build; indexes kept")
+        return MaterializeResult(
+            metadata={
+                "impact_enabled": info["impact_enabled"],
+                "impact_documents": info.get("impact_documents", 0),
+                "bm25_documents": info["bm25_documents"],
+                "quantization_scale": scale,
+                "rebuilt": False,
+                "warnings": MetadataValue.json(info.get("warnings", [])),
+                "path": MetadataValue.path(str(store.current)),
+                **telemetry_metadata(settings),
+            }
+        )
+    timings, warnings = {}, []
+    info = {"quantization_scale": scale, "fingerprint": profile.fingerprint, "inputs_digest": inputs}
     try:
         with store.build() as scratch:
             collections = scratch / ".collections"
@@ -277,6 +297,7 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
             "impact_documents": info.get("impact_documents", 0),
             "bm25_documents": len(records),
             "quantization_scale": scale,
+            "rebuilt": True,
             "warnings": MetadataValue.json(warnings),
             "build_seconds": markdown_table(
                 ["index", "seconds"], [[k, f"{v:.2f}"] for k, v in timings.items()]
@@ -285,6 +306,20 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
             **telemetry_metadata(settings),
         }
     )
+
+
+def _info(directory) -> dict:
+    return json.loads((directory / "info.json").read_text())
+
+
+def inputs_digest(sparse: SparseArtifact, records: list[Chunk], scale: int) -> str:
+    """What the Lucene indexes are built from: unchanged digest → nothing to rebuild."""
+    digest = hashlib.sha256(f"{LUCENE_BUILD_VERSION}:{scale}:{sparse.enabled}:{sparse.cache_key}".encode())
+    for chunk_id, content_hash in zip(sparse.chunk_ids, sparse.content_hashes, strict=True):
+        digest.update(f"s:{chunk_id}:{content_hash}\n".encode())
+    for chunk in records:
+        digest.update(f"c:{chunk.chunk_id}:{chunk.content_hash}\n".encode())
+    return digest.hexdigest()
 
 
 @asset_check(

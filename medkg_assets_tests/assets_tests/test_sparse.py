@@ -81,11 +81,13 @@ def test_bm25_finds_a_chunk_by_its_title(config_dir, instance):
     }
 
 
-def test_sparse_cache_reuses_unchanged_chunks(config_dir, instance):
+def test_unchanged_input_reuses_sparse_cache_and_keeps_indexes(config_dir, instance):
     ingest(instance, "tiny")
     run_sparse(instance)
-    again = metadata(run_sparse(instance), "sparse_vectors")
+    result = run_sparse(instance)
+    again = metadata(result, "sparse_vectors")
     assert (again["embeddings_generated"], again["cache_hit_ratio"]) == (0, 1.0)
+    assert metadata(result, "sparse_index")["rebuilt"] is False
 
 
 @pytest.mark.parametrize("switch", ["environment", "run_config"])
