@@ -57,14 +57,20 @@ def main() -> None:
         paths = ArtifactLayout(get_config().data_dir)
         chunks = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(args.namespace))]
         texts = [c.model_input for c in chunks]
-        encoder = SentenceTransformerEncoder(resolve_model(profile.dense.model).location, "cpu",
-                                             profile.dense.normalize, profile.dense.max_tokens)
+        encoder = SentenceTransformerEncoder(
+            resolve_model(profile.dense.model).location,
+            "cpu",
+            profile.dense.normalize,
+            profile.dense.max_tokens,
+        )
         encoder.model.encode(texts[:64], batch_size=64)  # warm-up, both paths share the loaded model
         started = time.perf_counter()
         encoder.model.encode(texts, batch_size=profile.dense.batch_size, normalize_embeddings=True)
         raw_s = time.perf_counter() - started
         started = time.perf_counter()
-        full = metadata(index(instance, args.namespace, "minilm_cpu", selection=dense_stage), "dense_embeddings")
+        full = metadata(
+            index(instance, args.namespace, "minilm_cpu", selection=dense_stage), "dense_embeddings"
+        )
         stage_s = time.perf_counter() - started
         lines = source_copy.read_text().splitlines()
         changed = max(1, len(lines) // 100)
@@ -75,7 +81,9 @@ def main() -> None:
         source_copy.write_text("\n".join(lines) + "\n")
         ingest(instance, args.namespace)
         started = time.perf_counter()
-        again = metadata(index(instance, args.namespace, "minilm_cpu", selection=dense_stage), "dense_embeddings")
+        again = metadata(
+            index(instance, args.namespace, "minilm_cpu", selection=dense_stage), "dense_embeddings"
+        )
         rerun_s = time.perf_counter() - started
     n = len(texts)
     p1 = (n / stage_s) / (n / raw_s)
@@ -86,8 +94,11 @@ def main() -> None:
             ["raw SentenceTransformer.encode", f"{n / raw_s:.1f} chunks/s ({raw_s:.1f} s)", ""],
             ["dense_embeddings materialisation", f"{n / stage_s:.1f} chunks/s ({stage_s:.1f} s)", ""],
             ["P1 stage ÷ raw throughput", f"{p1:.3f}", "≥ 0.90"],
-            [f"re-run after {changed} of {len(lines)} documents changed", f"{rerun_s:.2f} s, "
-             f"{again['embeddings_generated']} encoded", ""],
+            [
+                f"re-run after {changed} of {len(lines)} documents changed",
+                f"{rerun_s:.2f} s, {again['embeddings_generated']} encoded",
+                "",
+            ],
             ["P2 re-run ÷ full wall time", f"{rerun_s / stage_s:.3f}", "≤ 0.05"],
             ["P2 cache hit ratio", f"{again['cache_hit_ratio']:.4f}", "≥ 0.99"],
             ["full run embeddings_generated", full["embeddings_generated"], ""],

@@ -43,9 +43,14 @@ def main() -> None:
     config = get_config()
     namespace = config.namespace(args.namespace)
     profile = config.profiles.get("minilm_hnsw_cpu")
-    dense = DenseArtifact.load(ArtifactLayout(config.data_dir).dense(args.namespace, "minilm_cpu")
-                               .require_current(f"dense_embeddings for {args.namespace}|minilm_cpu"))
-    eval_set = load_eval_set(namespace.resolve(namespace.eval.queries), namespace.resolve(namespace.eval.qrels))
+    dense = DenseArtifact.load(
+        ArtifactLayout(config.data_dir)
+        .dense(args.namespace, "minilm_cpu")
+        .require_current(f"dense_embeddings for {args.namespace}|minilm_cpu")
+    )
+    eval_set = load_eval_set(
+        namespace.resolve(namespace.eval.queries), namespace.resolve(namespace.eval.qrels)
+    )
     texts = list(eval_set.queries.values())[: args.queries]
     encoder = SentenceTransformerEncoder(resolve_model(profile.dense.model).location, "cpu", True, 256)
     queries = np.ascontiguousarray(encoder.encode(texts), dtype=np.float32)
@@ -62,13 +67,21 @@ def main() -> None:
         hnsw.hnsw.efSearch = ef
         found, hnsw_s = timed_search(hnsw, queries, 10)
         recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
-        rows.append([f"HNSW M={profile.index.m} efC={profile.index.ef_construction}", ef,
-                     f"{hnsw_build:.1f}", f"{recall:.4f}", f"{len(texts) / hnsw_s:,.0f}",
-                     f"{flat_s / hnsw_s:.1f}"])
+        rows.append(
+            [
+                f"HNSW M={profile.index.m} efC={profile.index.ef_construction}",
+                ef,
+                f"{hnsw_build:.1f}",
+                f"{recall:.4f}",
+                f"{len(texts) / hnsw_s:,.0f}",
+                f"{flat_s / hnsw_s:.1f}",
+            ]
+        )
     print_table(
         f"FAISS on {args.namespace}: {len(vectors):,} × {vectors.shape[1]} MiniLM vectors, "
         f"{len(texts)} real queries, {faiss.omp_get_max_threads()} threads",
-        ["index", "efSearch", "build s", "recall@10 vs flat", "QPS", "QPS ÷ flat"], rows,
+        ["index", "efSearch", "build s", "recall@10 vs flat", "QPS", "QPS ÷ flat"],
+        rows,
     )
 
 

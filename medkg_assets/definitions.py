@@ -14,6 +14,8 @@ from dagster import (
 
 from medkg_assets.assets import chunks, dense, dense_index, opensearch, retrieval, sparse, summary
 from medkg_assets.automation.jobs import JOBS
+from medkg_assets.automation.schedules import SCHEDULES
+from medkg_assets.automation.sensors import SENSORS
 from medkg_assets.partitions import register_namespaces
 from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.resources.faiss_store import FaissIndexResource
@@ -54,6 +56,8 @@ defs = Definitions(
     assets=load_assets_from_modules(_STAGES),
     asset_checks=load_asset_checks_from_modules(_STAGES),
     jobs=JOBS,
+    sensors=SENSORS,
+    schedules=SCHEDULES,
     resources={
         "dense_encoder": DenseEncoderResource(
             device=os.environ.get(EMBEDDER_DEVICE, "auto"),

@@ -35,10 +35,16 @@ class StorageSpec(_Strict):
     data_dir: str = ".medkg"
 
 
+class AutomationSpec(_Strict):
+    reingest_cron: str = "0 3 * * *"
+    reingest_schedule_enabled: bool = False
+
+
 class EnvironmentConfig(_Strict):
     name: str
     embedding: EmbeddingEnvironmentSpec
     storage: StorageSpec = StorageSpec()
+    automation: AutomationSpec = AutomationSpec()
 
 
 def load_environment(config_dir: Path, name: str) -> EnvironmentConfig:

@@ -1,0 +1,47 @@
+"""The Dagster CLI materialises partitions of a fresh instance (namespaces registered at load)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from medkg_assets.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def dagster_cli(*args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", *args, "-m", "medkg_assets.definitions"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_chunks_then_dense_materialise_from_the_dagster_cli(config_dir, data_dir, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    ingest = dagster_cli(
+        "asset", "materialize", "--select", "source_documents,chunks", "--partition", "tiny", env=env
+    )
+    assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-2000:]
+    dense = dagster_cli(
+        "asset",
+        "materialize",
+        "--select",
+        "dense_embeddings,faiss_index",
+        "--partition",
+        "tiny|minilm_cpu",
+        env=env,
+    )
+    output = dense.stdout + dense.stderr
+    assert dense.returncode == 0, output[-3000:]
+    assert "RUN_SUCCESS" in output and "dense_hash_parity" in output
+    assert (data_dir / "namespaces" / "tiny" / "profiles" / "minilm_cpu" / "faiss" / "CURRENT").exists()
