@@ -38,8 +38,13 @@ def main() -> None:
     args = parser.parse_args()
     from medkg_assets.encoders.sparse import SpladeEncoder
     from medkg_assets.evaluation.eval_set import load_eval_set
-    from medkg_assets.search.lucene import LuceneSearch, build_index, quantise, write_impact_collection
-    from medkg_assets.search.lucene import write_text_collection
+    from medkg_assets.search.lucene import (
+        LuceneSearch,
+        build_index,
+        quantise,
+        write_impact_collection,
+        write_text_collection,
+    )
     from medkg_assets.settings import get_config
     from medkg_assets.storage.atomic import read_jsonl
     from medkg_assets.storage.layout import ArtifactLayout
