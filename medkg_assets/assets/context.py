@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue
+from dagster import AssetExecutionContext, Failure, MetadataValue
 
 from medkg_assets.partitions import split_partition_key
 from medkg_assets.settings import ProjectConfig, get_config
@@ -33,3 +33,11 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> MetadataValue:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return MetadataValue.md("\n".join(lines))
+
+
+def stage_failure(where: str, error: Exception) -> Failure:
+    """A step failure that names the partition and records the error type for operators."""
+    return Failure(
+        description=f"{where}: {type(error).__name__}: {error}",
+        metadata={"error_type": type(error).__name__},
+    )

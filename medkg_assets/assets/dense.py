@@ -10,7 +10,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     DataVersion,
-    Failure,
     MaterializeResult,
     MetadataValue,
     MultiToSingleDimensionPartitionMapping,
@@ -19,19 +18,23 @@ from dagster import (
 )
 
 from medkg_assets.assets.chunks import chunks
-from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.context import (
+    layout,
+    markdown_table,
+    namespace_and_profile,
+    stage_failure,
+    telemetry_metadata,
+)
 from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
-from medkg_assets.encoders.batching import encode_in_batches
 from medkg_assets.encoders.errors import EncoderError
 from medkg_assets.partitions import NAMESPACE_DIMENSION, namespace_profile_partitions, split_partition_key
-from medkg_assets.progress import Progress
 from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.settings import get_config
 from medkg_assets.storage.atomic import read_jsonl
 from medkg_assets.text.chunking import Chunk
-from medkg_assets.vectors.cache import assemble, plan_cache
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
+from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
 from medkg_assets.vectors.parity import evaluate_parity
 from medkg_assets.vectors.validation import validate_vectors
 
@@ -78,46 +81,29 @@ def dense_embeddings(
     store = paths.dense(namespace_name, profile_name)
     previous = _previous(store)
     started = time.perf_counter()
-    content_hashes = [c.content_hash for c in records]
-    cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
-    plan = plan_cache(
-        content_hashes,
-        cache_key,
-        previous.cache_key if previous else None,
-        previous.content_hashes if previous else [],
-    )
-    pending = plan.texts_to_encode(content_hashes)
-    to_encode = [records[row].model_input for row in pending.values()]
-    encoded_by_hash: dict[str, np.ndarray] = {}
-    batch_sizes, device, provider = [], "none", "cache"
-    if to_encode:
-        progress = Progress(f"dense {where}", len(to_encode), context.log.info)
-        try:
-            encoder = dense_encoder.open(profile, config.models_dir)
-            device, provider = encoder.device, encoder.provider
-            encoded_rows, report = encode_in_batches(
-                to_encode, encoder.encode, profile.dense.batch_size, progress.advance, encoder.release_memory
-            )
-            encoded = np.asarray(encoded_rows, dtype=np.float32).reshape(len(encoded_rows), -1)
-            validate_vectors(
-                encoded,
-                profile.dense.dims,
-                profile.dense.normalize,
-                [records[r].chunk_id for r in pending.values()],
-                where,
-            )
-        except EncoderError as error:
-            raise Failure(
-                description=f"{where}: {type(error).__name__}: {error}",
-                metadata={"error_type": type(error).__name__},
-            ) from error
-        finally:
-            progress.close()
-        batch_sizes = report.distinct_sizes
-        encoded_by_hash = dict(zip(pending, encoded, strict=True))
-    cached_rows = previous.vectors if previous is not None else []
-    rows = assemble(plan, content_hashes, cached_rows, encoded_by_hash)
-    vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, profile.dense.dims), np.float32)
+    dims = profile.dense.dims
+
+    def validate(rows, chunk_ids):
+        matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        validate_vectors(matrix, dims, profile.dense.normalize, chunk_ids, where)
+
+    try:
+        result = encode_incrementally(
+            records,
+            f"{profile.fingerprint}:{ENCODING_VERSION}",
+            CachedRows(previous.cache_key, previous.content_hashes, previous.vectors) if previous else None,
+            lambda: dense_encoder.open(profile, config.models_dir),
+            lambda encoder: encoder.encode,
+            profile.dense.batch_size,
+            context.log.info,
+            f"dense {where}",
+            validate,
+        )
+    except EncoderError as error:
+        raise stage_failure(where, error) from error
+    plan, generated = result.plan, result.encoded
+    batch_sizes, device, provider = result.batch_sizes, result.device, result.provider
+    vectors = np.asarray(result.items, dtype=np.float32).reshape(len(records), dims)
     encode_s = time.perf_counter() - started
     artifact = DenseArtifact(
         vectors=vectors,
@@ -130,13 +116,12 @@ def dense_embeddings(
         model=profile.dense.model,
         dims=profile.dense.dims,
         normalized=profile.dense.normalize,
-        cache_key=cache_key,
+        cache_key=f"{profile.fingerprint}:{ENCODING_VERSION}",
     )
     with store.build() as scratch:
         artifact.write(scratch, namespace.tenant_id)
     duration = time.perf_counter() - started
     dense_hash = dense_artifact_hash(artifact.chunk_ids, artifact.vectors)
-    generated = len(to_encode)
     context.log.info(
         f"{where}: {len(records)} vectors, {generated} encoded, {plan.hits} from cache "
         f"({plan.hit_ratio:.1%}) in {duration:.1f}s"

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import time
 
 from dagster import (
@@ -10,20 +11,23 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
 )
 
-from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.context import (
+    layout,
+    markdown_table,
+    namespace_and_profile,
+    stage_failure,
+    telemetry_metadata,
+)
 from medkg_assets.assets.dense import manifest_code_version, per_namespace_chunks
 from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
-from medkg_assets.encoders.batching import encode_in_batches
 from medkg_assets.encoders.errors import EncoderError
 from medkg_assets.partitions import namespace_profile_partitions, split_partition_key
-from medkg_assets.progress import Progress
 from medkg_assets.resources.lucene import LuceneResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
 from medkg_assets.search.jvm import JavaRuntimeMissingError
@@ -36,7 +40,7 @@ from medkg_assets.search.lucene import (
 from medkg_assets.settings import EMBEDDER_ENABLE_SPARSE, get_config
 from medkg_assets.storage.atomic import canonical_json, read_jsonl
 from medkg_assets.text.chunking import Chunk
-from medkg_assets.vectors.cache import assemble, plan_cache
+from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
 GROUP = "sparse"
@@ -99,40 +103,22 @@ def sparse_vectors(
     if previous is not None and not previous.enabled:
         previous = None
     started = time.perf_counter()
-    content_hashes = [c.content_hash for c in records]
     cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
-    plan = plan_cache(
-        content_hashes,
-        cache_key,
-        previous.cache_key if previous else None,
-        previous.content_hashes if previous else [],
-    )
-    pending = plan.texts_to_encode(content_hashes)
-    encoded_by_hash: dict[str, dict[str, float]] = {}
-    batch_sizes, device = [], "none"
-    if pending:
-        progress = Progress(f"sparse {where}", len(pending), context.log.info)
-        try:
-            encoder = sparse_encoder.open(profile, settings.models_dir)
-            device = encoder.device
-            texts = [records[row].model_input for row in pending.values()]
-            encoded, report = encode_in_batches(
-                texts,
-                encoder.encode_documents,
-                profile.dense.batch_size,
-                progress.advance,
-                encoder.release_memory,
-            )
-        except EncoderError as error:
-            raise Failure(
-                description=f"{where}: {type(error).__name__}: {error}",
-                metadata={"error_type": type(error).__name__},
-            ) from error
-        finally:
-            progress.close()
-        batch_sizes = report.distinct_sizes
-        encoded_by_hash = dict(zip(pending, encoded, strict=True))
-    vectors = assemble(plan, content_hashes, previous.vectors if previous else [], encoded_by_hash)
+    try:
+        result = encode_incrementally(
+            records,
+            cache_key,
+            CachedRows(previous.cache_key, previous.content_hashes, previous.vectors) if previous else None,
+            lambda: sparse_encoder.open(profile, settings.models_dir),
+            lambda encoder: encoder.encode_documents,
+            profile.dense.batch_size,
+            context.log.info,
+            f"sparse {where}",
+        )
+    except EncoderError as error:
+        raise stage_failure(where, error) from error
+    plan, vectors, batch_sizes, device = result.plan, result.items, result.batch_sizes, result.device
+    content_hashes = [c.content_hash for c in records]
     artifact = SparseArtifact(
         namespace_name,
         profile_name,
@@ -149,7 +135,7 @@ def sparse_vectors(
         artifact.write(scratch, namespace.tenant_id)
     duration = time.perf_counter() - started
     terms = [len(v) for v in vectors] or [0]
-    generated = len(pending)
+    generated = result.encoded
     return MaterializeResult(
         metadata={
             "sparse_enabled": True,
@@ -282,15 +268,10 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
             lucene.build("bm25", collections / "bm25", scratch / "bm25")
             timings["bm25"] = time.perf_counter() - started
             info.update(bm25_documents=len(records), impact_enabled=sparse.enabled, warnings=warnings)
-            for file in sorted(collections.rglob("*"), reverse=True):
-                file.unlink() if file.is_file() else file.rmdir()
-            collections.rmdir()
+            shutil.rmtree(collections)  # the collections are inputs, not part of the published index
             (scratch / "info.json").write_text(canonical_json(info))
     except (SparseInputError, LuceneIndexError, JavaRuntimeMissingError) as error:
-        raise Failure(
-            description=f"{where}: {type(error).__name__}: {error}",
-            metadata={"error_type": type(error).__name__},
-        ) from error
+        raise stage_failure(where, error) from error
     return MaterializeResult(
         metadata={
             "impact_enabled": sparse.enabled,
