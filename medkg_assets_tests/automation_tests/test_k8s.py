@@ -25,3 +25,12 @@ def test_run_tags_carry_the_serialised_config():
         json.loads(tags[K8S_CONFIG_TAG])["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     )
     assert tags["medkg/profile"] == "bge_m3"
+
+
+def test_index_job_runs_carry_the_profile_pod_config_per_partition():
+    from medkg_assets.definitions import defs
+
+    config = defs.resolve_job_def("index_job").partitioned_config
+    gpu = config.get_tags_for_partition_key("medquad_sample|qwen3_vllm")
+    cpu = config.get_tags_for_partition_key("medquad_sample|minilm_cpu")
+    assert "nvidia.com/gpu" in gpu[K8S_CONFIG_TAG] and K8S_CONFIG_TAG not in cpu
