@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast dev lint clean
+.PHONY: install services run test test-fast dev lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,14 @@ $(VLLM_VENV)/.installed:
 install: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# PostgreSQL for the production-instance test (Debian package, started on localhost).
+services:
+	bash scripts/start_test_services.sh
+
 run: install
 	$(VENV)/bin/medkg run --namespace $(NAMESPACE)
 
-test: install $(VLLM_VENV)/.installed
+test: install services $(VLLM_VENV)/.installed
 	MEDKG_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(PY) -m pytest -ra
 
 test-fast: install
