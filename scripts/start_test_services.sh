@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Installs (Debian packages) and starts the services the tests talk to: PostgreSQL on localhost:5432
-# with role/database `medkg`/`medkg_test`. Idempotent; called by `make test` (and so by CI).
+# Installs (Debian packages) and starts what the tests talk to: PostgreSQL on localhost:5432 with
+# role/database `medkg`/`medkg_test`, and headless Chromium for the UI check. Idempotent; called by
+# `make test` (and so by CI).
 set -euo pipefail
-if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+missing=()
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "start_test_services: PostgreSQL missing and not root; the Postgres tests will be skipped" >&2
+    echo "start_test_services: ${missing[*]} missing and not root; those tests will be skipped" >&2
     exit 0
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 version=$(ls /etc/postgresql | sort -n | tail -1)
 pg_ctlcluster "$version" main status >/dev/null 2>&1 || pg_ctlcluster "$version" main start

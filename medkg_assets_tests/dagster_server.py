@@ -1,0 +1,78 @@
+"""Run `dagster dev` (webserver + daemon) on a tiny project, and talk to it over GraphQL."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from medkg_assets.settings import PROJECT_ROOT
+from medkg_assets_tests.conftest import make_tiny_project
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DagsterServer:
+    def __init__(self, url: str, data_dir: Path, log: Path):
+        self.url, self.data_dir, self.log = url, data_dir, log
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                                 timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_s: int = 180):
+    """Yield a DagsterServer for a fresh instance over a tiny project; stop the process group after."""
+    config_dir = make_tiny_project(root / "project", namespaces)
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MEDKG_CONFIG_DIR": str(config_dir),
+           "MEDKG_DATA_DIR": str(root / "data"), "MEDKG_ENV": "test", "HF_HUB_OFFLINE": "1"}
+    log_path = root / "dagster_dev.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    server = DagsterServer(f"http://127.0.0.1:{port}", root / "data", log_path)
+    deadline = time.monotonic() + startup_timeout_s
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"dagster dev exited:\n{log_path.read_text()[-3000:]}")
+            try:
+                data = server.graphql("{ workspaceOrError { __typename ... on Workspace { locationEntries "
+                                      "{ locationOrLoadError { __typename } } } } }")
+                entries = data["workspaceOrError"]["locationEntries"]
+                if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
+                    break
+            except (requests.RequestException, AssertionError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dagster dev not ready after {startup_timeout_s}s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(2)
+        yield server
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
