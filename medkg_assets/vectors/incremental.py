@@ -63,9 +63,19 @@ def encode_incrementally(
             encoder = open_encoder()
             result.device, result.provider = encoder.device, encoder.provider
             texts = [chunks[row].model_input for row in pending.values()]
-            encoded, report = encode_in_batches(
-                texts, encode(encoder), batch_size, progress.advance, encoder.release_memory
+            # Longest first: batches of similar length pad less (as one big encode() call would
+            # sort them), and an out-of-memory batch shows up at the start, not at the end.
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            encoded_sorted, report = encode_in_batches(
+                [texts[i] for i in order],
+                encode(encoder),
+                batch_size,
+                progress.advance,
+                encoder.release_memory,
             )
+            encoded = [None] * len(texts)
+            for position, original in enumerate(order):
+                encoded[original] = encoded_sorted[position]
             if validate is not None:
                 validate(encoded, [chunks[row].chunk_id for row in pending.values()])
         finally:
