@@ -27,8 +27,9 @@ class DagsterServer:
         self.url, self.data_dir, self.log = url, data_dir, log
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                                 timeout=60)
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
         response.raise_for_status()
         body = response.json()
         assert "errors" not in body, body["errors"]
@@ -42,14 +43,34 @@ def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MEDKG_CONFIG_DIR": str(config_dir),
-           "MEDKG_DATA_DIR": str(root / "data"), "MEDKG_ENV": "test", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MEDKG_CONFIG_DIR": str(config_dir),
+        "MEDKG_DATA_DIR": str(root / "data"),
+        "MEDKG_ENV": "test",
+        "HF_HUB_OFFLINE": "1",
+    }
     log_path = root / "dagster_dev.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     server = DagsterServer(f"http://127.0.0.1:{port}", root / "data", log_path)
     deadline = time.monotonic() + startup_timeout_s
@@ -58,15 +79,19 @@ def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_
             if process.poll() is not None:
                 pytest.fail(f"dagster dev exited:\n{log_path.read_text()[-3000:]}")
             try:
-                data = server.graphql("{ workspaceOrError { __typename ... on Workspace { locationEntries "
-                                      "{ locationOrLoadError { __typename } } } } }")
+                data = server.graphql(
+                    "{ workspaceOrError { __typename ... on Workspace { locationEntries "
+                    "{ locationOrLoadError { __typename } } } } }"
+                )
                 entries = data["workspaceOrError"]["locationEntries"]
                 if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
                     break
             except (requests.RequestException, AssertionError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"dagster dev not ready after {startup_timeout_s}s:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(
+                    f"dagster dev not ready after {startup_timeout_s}s:\n{log_path.read_text()[-3000:]}"
+                )
             time.sleep(2)
         yield server
     finally:

@@ -1,12 +1,32 @@
 """Asset jobs: per-namespace ingestion, then per namespace × profile indexing."""
 
-from dagster import AssetSelection, PartitionedConfig, define_asset_job
+import os
 
-from medkg_assets.automation.k8s import profile_run_tags
+from dagster import AssetSelection, PartitionedConfig, define_asset_job, multiprocess_executor
+
+from medkg_assets.automation.k8s import EXECUTORS, index_run_config, profile_run_tags
 from medkg_assets.partitions import namespace_partitions, namespace_profile_partitions, split_partition_key
 from medkg_assets.settings import get_config
 
 INGEST_GROUP = "ingest"
+MEDKG_EXECUTOR = "MEDKG_EXECUTOR"
+
+
+def executor_kind() -> str:
+    """`k8s` (one pod per step, dagster-k8s) on Kubernetes, `multiprocess` everywhere else."""
+    kind = os.environ.get(MEDKG_EXECUTOR, "multiprocess")
+    if kind not in EXECUTORS:
+        raise ValueError(f"{MEDKG_EXECUTOR}={kind!r}: use one of {', '.join(EXECUTORS)}")
+    return kind
+
+
+def executor_definition(kind: str):
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return multiprocess_executor
+
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -16,23 +36,27 @@ ingest_job = define_asset_job(
 )
 
 
-def _profile_tags(partition_key: str) -> dict[str, str]:
-    """Runs of a GPU profile carry its pod placement (`dagster-k8s/config`); CPU profiles none."""
-    _, profile = split_partition_key(partition_key)
-    return profile_run_tags(get_config().profiles.get(profile))
+def _profile(partition_key: str):
+    return get_config().profiles.get(split_partition_key(partition_key)[1])
 
 
-index_job = define_asset_job(
-    "index_job",
-    selection=AssetSelection.all() - AssetSelection.groups(INGEST_GROUP),
-    partitions_def=namespace_profile_partitions,
-    config=PartitionedConfig(
+def index_job_for(kind: str):
+    """The per-profile job for an executor kind; GPU placement follows the partition's profile."""
+    return define_asset_job(
+        "index_job",
+        selection=AssetSelection.all() - AssetSelection.groups(INGEST_GROUP),
         partitions_def=namespace_profile_partitions,
-        run_config_for_partition_key_fn=lambda _: {},
-        tags_for_partition_key_fn=_profile_tags,
-    ),
-    description="Every per-profile stage for one namespace × profile.",
-)
+        executor_def=executor_definition(kind),
+        config=PartitionedConfig(
+            partitions_def=namespace_profile_partitions,
+            run_config_for_partition_key_fn=lambda key: index_run_config(_profile(key), kind),
+            tags_for_partition_key_fn=lambda key: profile_run_tags(_profile(key), kind),
+        ),
+        description="Every per-profile stage for one namespace × profile.",
+    )
+
+
+index_job = index_job_for(executor_kind())
 
 release_checks_job = define_asset_job(
     "release_checks_job",

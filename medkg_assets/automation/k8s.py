@@ -10,6 +10,9 @@ from medkg_assets.config.profiles import EmbeddingProfile
 K8S_CONFIG_TAG = "dagster-k8s/config"
 GPU_POOL = "gpu"
 GPU_STAGE_TAG = "medkg/gpu_stage"
+# The assets whose steps need the profile's GPU (their op names).
+GPU_STEPS = ("dense_embeddings", "sparse_vectors", "rerank_manifest")
+EXECUTORS = ("multiprocess", "k8s")
 
 
 def gpu_k8s_config(profile: EmbeddingProfile) -> dict[str, Any]:
@@ -30,10 +33,25 @@ def gpu_k8s_config(profile: EmbeddingProfile) -> dict[str, Any]:
     return config
 
 
-def profile_run_tags(profile: EmbeddingProfile) -> dict[str, str]:
-    """Run tags for a run of `profile`: its name, and the GPU pod config when it needs one."""
+def profile_run_tags(profile: EmbeddingProfile, executor: str = "multiprocess") -> dict[str, str]:
+    """Run tags for a run of `profile`. With the multiprocess executor every step runs in the run
+    pod, so a GPU profile puts its GPU on the run pod; with the k8s executor the run pod only
+    orchestrates and the GPU goes to the GPU steps (`index_run_config`)."""
     tags = {"medkg/profile": profile.name, "medkg/fingerprint": profile.fingerprint}
     config = gpu_k8s_config(profile)
-    if config:
+    if config and executor != "k8s":
         tags[K8S_CONFIG_TAG] = json.dumps(config, sort_keys=True)
     return tags
+
+
+def per_step_gpu_config(profile: EmbeddingProfile) -> dict[str, dict[str, Any]]:
+    """`per_step_k8s_config` for dagster-k8s's `k8s_job_executor`: GPU steps only, GPU profiles only."""
+    config = gpu_k8s_config(profile)
+    return {step: config for step in GPU_STEPS} if config else {}
+
+
+def index_run_config(profile: EmbeddingProfile, executor: str) -> dict[str, Any]:
+    """Run config of an index run: one pod per step on Kubernetes, GPU placement on GPU steps."""
+    if executor != "k8s":
+        return {}
+    return {"execution": {"config": {"per_step_k8s_config": per_step_gpu_config(profile)}}}

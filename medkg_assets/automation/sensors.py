@@ -20,7 +20,7 @@ from dagster import (
     sensor,
 )
 
-from medkg_assets.automation.jobs import index_job, ingest_job
+from medkg_assets.automation.jobs import executor_kind, index_job, ingest_job
 from medkg_assets.automation.k8s import profile_run_tags
 from medkg_assets.automation.source_fingerprints import source_fingerprint
 from medkg_assets.config import ConfigError, load_namespaces
@@ -105,7 +105,10 @@ def index_after_ingest_sensor(context):
     return RunRequest(
         run_key=f"{context.dagster_run.run_id}:{profile.name}",
         partition_key=str(namespace_profile_key(tags[NAMESPACE_TAG], profile.name)),
-        tags={**{k: v for k, v in tags.items() if k.startswith("medkg/")}, **profile_run_tags(profile)},
+        tags={
+            **{k: v for k, v in tags.items() if k.startswith("medkg/")},
+            **profile_run_tags(profile, executor_kind()),
+        },
     )
 
 

@@ -35,10 +35,16 @@ def server(tmp_path_factory):
 
 
 def backfill(server, partitions_by_asset: dict[str, list[str]], timeout_s: int = 600) -> list[dict]:
-    params = {"partitionsByAssets": [
-        {"assetKey": {"path": [asset]}, "partitions": {"ranges": [{"start": key, "end": key} for key in keys]}}
-        for asset, keys in partitions_by_asset.items()
-    ], "title": "medkg test backfill"}
+    params = {
+        "partitionsByAssets": [
+            {
+                "assetKey": {"path": [asset]},
+                "partitions": {"ranges": [{"start": key, "end": key} for key in keys]},
+            }
+            for asset, keys in partitions_by_asset.items()
+        ],
+        "title": "medkg test backfill",
+    }
     launched = server.graphql(LAUNCH, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     deadline = time.monotonic() + timeout_s
@@ -47,14 +53,18 @@ def backfill(server, partitions_by_asset: dict[str, list[str]], timeout_s: int =
         if state["status"] in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
             return state
         time.sleep(3)
-    pytest.fail(f"backfill {launched['backfillId']} still {state['status']} after {timeout_s}s; "
-                f"log: {server.log.read_text()[-2000:]}")
+    pytest.fail(
+        f"backfill {launched['backfillId']} still {state['status']} after {timeout_s}s; "
+        f"log: {server.log.read_text()[-2000:]}"
+    )
 
 
 def per_profile(namespaces, profiles):
     keys = [f"{n}|{p}" for n in namespaces for p in profiles]
-    return {**{asset: list(namespaces) for asset in ("source_documents", "chunks")},
-            **{asset: keys for asset in STAGES}}
+    return {
+        **{asset: list(namespaces) for asset in ("source_documents", "chunks")},
+        **{asset: keys for asset in STAGES},
+    }
 
 
 def assert_all_succeeded(state, server, expected_partitions):
@@ -62,7 +72,9 @@ def assert_all_succeeded(state, server, expected_partitions):
     assert state["runs"] and all(run["status"] == "SUCCESS" for run in state["runs"]), state["runs"]
     for key in expected_partitions:
         namespace, profile = key.split("|")
-        assert (server.data_dir / "namespaces" / namespace / "profiles" / profile / "faiss" / "CURRENT").exists()
+        assert (
+            server.data_dir / "namespaces" / namespace / "profiles" / profile / "faiss" / "CURRENT"
+        ).exists()
 
 
 def test_backfill_one_namespace_across_all_profiles(server):
@@ -77,21 +89,58 @@ def test_backfill_one_profile_across_all_namespaces(server):
     assert {"tiny2", "tiny2|minilm_cpu"} <= partitions
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed (make test installs it)")
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="Debian chromium not installed (make test installs it)"
+)
 def test_asset_graph_lists_the_medkg_assets_and_checks_in_chromium(server, tmp_path):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000",
+    ]
     started = time.monotonic()
-    page = subprocess.run(["chromium", *flags, "--dump-dom", f"{server.url}/assets?view=flat"],
-                          capture_output=True, text=True, timeout=90)
-    subprocess.run(["chromium", *flags, "--window-size=1400,900", f"--screenshot={tmp_path / 'assets.png'}",
-                    f"{server.url}/asset-groups"], capture_output=True, timeout=90)
-    checks = subprocess.run(["chromium", *flags, "--dump-dom", f"{server.url}/assets/faiss_index?view=checks"],
-                            capture_output=True, text=True, timeout=90)
+    page = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"{server.url}/assets?view=flat"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    subprocess.run(
+        [
+            "chromium",
+            *flags,
+            "--window-size=1400,900",
+            f"--screenshot={tmp_path / 'assets.png'}",
+            f"{server.url}/asset-groups",
+        ],
+        capture_output=True,
+        timeout=90,
+    )
+    checks = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"{server.url}/assets/faiss_index?view=checks"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert time.monotonic() - started < 60 * 3
-    for asset in ("source_documents", "chunks", "dense_embeddings", "faiss_index", "sparse_vectors",
-                  "sparse_index", "opensearch_mapping", "rerank_manifest", "processing_summary"):
+    for asset in (
+        "source_documents",
+        "chunks",
+        "dense_embeddings",
+        "faiss_index",
+        "sparse_vectors",
+        "sparse_index",
+        "opensearch_mapping",
+        "rerank_manifest",
+        "processing_summary",
+    ):
         assert asset in page.stdout, f"{asset} not in the asset catalog page"
     assert "faiss_self_recall" in checks.stdout and "dense_dimension_matches_profile" in checks.stdout
     assert (tmp_path / "assets.png").stat().st_size > 10_000

@@ -34,3 +34,66 @@ def test_index_job_runs_carry_the_profile_pod_config_per_partition():
     gpu = config.get_tags_for_partition_key("medquad_sample|qwen3_vllm")
     cpu = config.get_tags_for_partition_key("medquad_sample|minilm_cpu")
     assert "nvidia.com/gpu" in gpu[K8S_CONFIG_TAG] and K8S_CONFIG_TAG not in cpu
+
+
+def k8s_index_job():
+    from dagster import Definitions
+
+    from medkg_assets.automation.jobs import index_job_for
+    from medkg_assets.definitions import defs
+
+    return Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[index_job_for("k8s")],
+        resources=defs.resources,
+    ).resolve_job_def("index_job")
+
+
+def step_pod(op_name: str, run_config: dict):
+    """The Kubernetes Job that dagster-k8s's own builder makes for one step of the run."""
+    from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+
+    per_step = run_config.get("execution", {}).get("config", {}).get("per_step_k8s_config", {})
+    return construct_dagster_k8s_job(
+        DagsterK8sJobConfig(
+            job_image="registry.example.internal/medkg/medkg-assets:0.1.0",
+            dagster_home="/opt/dagster/dagster_home",
+        ),
+        args=["dagster", "api", "execute_step"],
+        job_name=f"dagster-step-{op_name.replace('_', '-')}",
+        user_defined_k8s_config=UserDefinedDagsterK8sConfig.from_dict(per_step.get(op_name, {})),
+    ).spec.template.spec
+
+
+def test_k8s_executor_places_gpu_steps_of_a_gpu_profile_on_gpu_nodes():
+    from dagster import validate_run_config
+
+    job = k8s_index_job()
+    assert job.executor_def.name == "k8s"
+    run_config = job.partitioned_config.get_run_config_for_partition_key("medquad_sample|qwen3_vllm")
+    validate_run_config(job, run_config)
+    for gpu_step in ("dense_embeddings", "sparse_vectors", "rerank_manifest"):
+        pod = step_pod(gpu_step, run_config)
+        assert pod.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
+        assert pod.node_selector == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+        assert [t.key for t in pod.tolerations] == ["nvidia.com/gpu"]
+    for cpu_step in ("faiss_index", "sparse_index", "opensearch_mapping", "processing_summary"):
+        pod = step_pod(cpu_step, run_config)
+        assert not (pod.containers[0].resources and pod.containers[0].resources.limits)
+        assert not pod.node_selector and not pod.tolerations
+
+
+def test_k8s_run_pod_of_a_gpu_profile_stays_cpu_only():
+    job = k8s_index_job()
+    assert K8S_CONFIG_TAG not in job.partitioned_config.get_tags_for_partition_key(
+        "medquad_sample|qwen3_vllm"
+    )
+
+
+def test_cpu_profile_gets_no_gpu_anywhere_on_k8s():
+    run_config = k8s_index_job().partitioned_config.get_run_config_for_partition_key(
+        "medquad_sample|minilm_cpu"
+    )
+    pod = step_pod("dense_embeddings", run_config)
+    assert not pod.node_selector and not (pod.containers[0].resources and pod.containers[0].resources.limits)
