@@ -183,7 +183,6 @@ def open_dense_encoder(
     vllm_timeout_s: float = 60.0,
     vllm_retries: int = 3,
     vram_budget_gb: float = 12.0,
-    gpu_total_gb: float | None = None,
 ) -> DenseEncoder:
     """The profile's backend: sentence-transformers, a vLLM server, or in-process vLLM."""
     spec = profile.dense
@@ -206,6 +205,11 @@ def open_dense_encoder(
                 f"{what} uses the vllm backend: set VLLM_URL to an OpenAI-compatible vLLM server, "
                 "or run where vllm is installed and a GPU is visible"
             )
-        utilisation = min(0.9, vram_budget_gb / gpu_total_gb) if gpu_total_gb else 0.9
-        return VllmInProcessEncoder(location, spec.normalize, spec.max_tokens, utilisation)
+        import torch
+
+        total_gb = torch.cuda.get_device_properties(0).total_memory / (1 << 30)
+        # vLLM pre-allocates a share of the GPU: keep it inside the VRAM budget.
+        return VllmInProcessEncoder(
+            location, spec.normalize, spec.max_tokens, min(0.9, vram_budget_gb / total_gb)
+        )
     return SentenceTransformerEncoder(location, resolved_device, spec.normalize, spec.max_tokens)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from medkg_assets.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from medkg_assets.search.fusion import reciprocal_rank_fusion
 from medkg_assets.search.lucene import LuceneSearch, quantise
 from medkg_assets.text.chunking import Chunk
 
@@ -88,11 +88,6 @@ class Retriever:
             for i in range(len(queries))
         ]
         return runs
-
-    def weighted(self, runs: dict[str, list[Ranking]], weights: dict[str, float], k: int) -> list[Ranking]:
-        names = [n for n in runs if n != "hybrid"]
-        count = len(runs[names[0]])
-        return [weighted_score_fusion({n: runs[n][i] for n in names}, weights)[:k] for i in range(count)]
 
     def hits(self, ranking: Ranking) -> list[Hit]:
         out = []
