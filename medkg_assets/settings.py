@@ -23,6 +23,11 @@ from medkg_assets.config import (
 from medkg_assets.config.environments import PERMISSIVE_ENVIRONMENTS
 
 logger = logging.getLogger("medkg_assets")
+if not logger.handlers:  # the start-up banner must show in `dagster dev` and code-server logs
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s - medkg_assets - %(levelname)s - %(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

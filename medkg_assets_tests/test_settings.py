@@ -117,3 +117,16 @@ def test_unknown_environment_is_an_error():
 def test_non_boolean_flag_is_an_error():
     with pytest.raises(ConfigError, match="EMBEDDING_PROFILE_SWAPPABLE"):
         parse_flag({"EMBEDDING_PROFILE_SWAPPABLE": "maybe"}, "EMBEDDING_PROFILE_SWAPPABLE", False)
+
+
+def test_start_up_banner_is_logged_once(caplog):
+    import logging
+
+    from medkg_assets.settings import get_config, reset_config
+
+    reset_config()
+    with caplog.at_level(logging.INFO, logger="medkg_assets"):
+        get_config()
+        get_config()
+    banners = [r.message for r in caplog.records if "medkg-assets: environment=" in r.message]
+    assert len(banners) == 1 and "embedding_profile_swappable=false" in banners[0]
