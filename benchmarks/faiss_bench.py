@@ -73,20 +73,48 @@ def main() -> None:
     truth, flat_s = timed_search(flat, queries, 10)
     flat_single = timed_one_by_one(flat, queries, 10)
     n = len(texts)
-    rows = [["flat (exact IP)", "-", f"{flat_build:.1f}", "1.0000", f"{n / flat_s:,.0f}", "1.0",
-             f"{n / flat_single:,.0f}", "1.0"]]
+    rows = [
+        [
+            "flat (exact IP)",
+            "-",
+            f"{flat_build:.1f}",
+            "1.0000",
+            f"{n / flat_s:,.0f}",
+            "1.0",
+            f"{n / flat_single:,.0f}",
+            "1.0",
+        ]
+    ]
     for ef in (32, 64, 128, 256):
         hnsw.hnsw.efSearch = ef
         found, hnsw_s = timed_search(hnsw, queries, 10)
         hnsw_single = timed_one_by_one(hnsw, queries, 10)
         recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
-        rows.append([f"HNSW M={profile.index.m} efC={profile.index.ef_construction}", ef, f"{hnsw_build:.1f}",
-                     f"{recall:.4f}", f"{n / hnsw_s:,.0f}", f"{flat_s / hnsw_s:.1f}",
-                     f"{n / hnsw_single:,.0f}", f"{flat_single / hnsw_single:.1f}"])
+        rows.append(
+            [
+                f"HNSW M={profile.index.m} efC={profile.index.ef_construction}",
+                ef,
+                f"{hnsw_build:.1f}",
+                f"{recall:.4f}",
+                f"{n / hnsw_s:,.0f}",
+                f"{flat_s / hnsw_s:.1f}",
+                f"{n / hnsw_single:,.0f}",
+                f"{flat_single / hnsw_single:.1f}",
+            ]
+        )
     print_table(
         f"FAISS on {args.namespace}: {len(vectors):,} × {vectors.shape[1]} MiniLM vectors, "
         f"{len(texts)} real queries, {faiss.omp_get_max_threads()} threads",
-        ["index", "efSearch", "build s", "recall@10 vs flat", "QPS batched", "÷ flat", "QPS one-by-one", "÷ flat"],
+        [
+            "index",
+            "efSearch",
+            "build s",
+            "recall@10 vs flat",
+            "QPS batched",
+            "÷ flat",
+            "QPS one-by-one",
+            "÷ flat",
+        ],
         rows,
     )
 

@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 version=$(ls /etc/postgresql | sort -n | tail -1)
 pg_ctlcluster "$version" main status >/dev/null 2>&1 || pg_ctlcluster "$version" main start
-as_postgres() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qtAc "$1"; }
+as_postgres() { (cd / && runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qtAc "$1"); }
 for _ in $(seq 1 30); do as_postgres "select 1" >/dev/null 2>&1 && break; sleep 1; done
 [ "$(as_postgres "select 1 from pg_roles where rolname='medkg'")" = 1 ] ||
   as_postgres "create role medkg login password 'medkg'"
