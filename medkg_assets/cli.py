@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from medkg_assets.settings import PROJECT_ROOT
@@ -54,9 +53,12 @@ def run_command(args: argparse.Namespace) -> int:
         job = defs.resolve_job_def(job_name)
         if not job.asset_layer.executable_asset_keys:
             continue
-        started = time.perf_counter()
         result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False)
-        elapsed = time.perf_counter() - started
+        step_seconds = {
+            stats.step_key: stats.end_time - stats.start_time
+            for stats in instance.get_run_step_stats(result.run_id)
+            if stats.end_time and stats.start_time
+        }
         if not result.success:
             print(
                 f"{job_name} failed for {partition_key}; see the run {result.run_id} in the UI "
@@ -64,9 +66,11 @@ def run_command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        rows += [(asset, summary, elapsed) for asset, summary in _materialisations(result)]
+        rows += [
+            (asset, summary, step_seconds.get(asset, 0.0)) for asset, summary in _materialisations(result)
+        ]
     print(f"\nnamespace={namespace} profile={profile} data_dir={config.data_dir}")
-    print(f"{'asset':<24} {'job s':>7}  result")
+    print(f"{'asset':<24} {'step s':>7}  result")
     for asset, summary, elapsed in rows:
         print(f"{asset:<24} {elapsed:7.1f}  {summary}")
     _print_summary(config, namespace, profile)
