@@ -224,8 +224,8 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
     scale = profile.sparse.quantization_scale
     inputs = inputs_digest(sparse, records, scale)
     store = paths.lucene(namespace_name, profile_name)
-    if store.current is not None and _info(store.current).get("inputs_digest") == inputs:
-        info = _info(store.current)
+    if store.current is not None and lucene_info(store.current).get("inputs_digest") == inputs:
+        info = lucene_info(store.current)
         context.log.info(f"{where}: inputs unchanged since the last build; indexes kept")
         return MaterializeResult(
             metadata={
@@ -289,7 +289,8 @@ def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> Mate
     )
 
 
-def _info(directory) -> dict:
+def lucene_info(directory) -> dict:
+    """What the last build of the Lucene indexes recorded (counts, scale, warnings, inputs digest)."""
     return json.loads((directory / "info.json").read_text())
 
 

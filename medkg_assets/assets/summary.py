@@ -18,7 +18,7 @@ from medkg_assets.assets.dense import dense_embeddings, manifest_code_version
 from medkg_assets.assets.dense_index import faiss_index
 from medkg_assets.assets.opensearch import opensearch_mapping
 from medkg_assets.assets.retrieval import rerank_manifest
-from medkg_assets.assets.sparse import sparse_index, sparse_vectors
+from medkg_assets.assets.sparse import lucene_info, sparse_index, sparse_vectors
 from medkg_assets.manifests.summary import build_summary, validate_summary
 from medkg_assets.partitions import namespace_profile_partitions
 from medkg_assets.settings import get_config
@@ -68,12 +68,12 @@ def processing_summary(context: AssetExecutionContext) -> MaterializeResult:
         manifest = json.loads(paths.rerank_manifest(namespace_name, profile_name).read_text())
     except FileNotFoundError as error:
         raise Failure(description=f"{namespace_name}|{profile_name}: summary not written, {error}") from error
-    lucene_info = json.loads((lucene_dir / "info.json").read_text())
+    lucene = lucene_info(lucene_dir)
     stage_meta = {a.key.path[-1]: latest_metadata(context, a.key.path[-1]) for a in UPSTREAM}
     warnings = list(
         dict.fromkeys(
             ([] if sparse.enabled else [f"sparse disabled: {sparse.disabled_reason}"])
-            + list(lucene_info.get("warnings", []))
+            + list(lucene.get("warnings", []))
             + list(manifest["warnings"])
         )
     )
@@ -102,8 +102,8 @@ def processing_summary(context: AssetExecutionContext) -> MaterializeResult:
             "vectors": len(sparse.chunk_ids),
             "top_k_terms": profile.sparse.top_k_terms,
             "max_weight": profile.sparse.max_weight,
-            "impact_documents": lucene_info.get("impact_documents"),
-            "quantization_scale": lucene_info["quantization_scale"],
+            "impact_documents": lucene.get("impact_documents"),
+            "quantization_scale": lucene["quantization_scale"],
         }
         if sparse.enabled
         else None,
@@ -123,7 +123,7 @@ def processing_summary(context: AssetExecutionContext) -> MaterializeResult:
                 "documents": len(set(dense.doc_ids)),
                 "embeddings_generated": dense_meta.get("embeddings_generated"),
                 "sparse_generated": sparse_meta.get("embeddings_generated"),
-                "bm25_documents": lucene_info.get("bm25_documents"),
+                "bm25_documents": lucene.get("bm25_documents"),
             },
             "durations_s": {
                 "dense": dense_meta.get("duration_s"),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medkg_assets.storage.atomic import canonical_json
+from medkg_assets.storage.atomic import canonical_json, jsonl_lines
+from medkg_assets.vectors.export import chunk_records
 
 
 @dataclass
@@ -44,20 +45,17 @@ class DenseArtifact:
         """Write into a build directory (the caller publishes it atomically)."""
         np.save(directory / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
         (directory / "meta.json").write_text(canonical_json(self.meta()))
+        records = chunk_records(
+            self.chunk_ids,
+            self.doc_ids,
+            (row.tolist() for row in self.vectors),
+            namespace=self.namespace,
+            tenant_id=tenant_id,
+            profile=self.profile,
+            fingerprint=self.fingerprint,
+        )
         with (directory / "embeddings.jsonl").open("w", encoding="utf-8") as out:
-            for row, chunk_id in enumerate(self.chunk_ids):
-                record = {
-                    "id": chunk_id,
-                    "vector": self.vectors[row].tolist(),
-                    "metadata": {
-                        "doc_id": self.doc_ids[row],
-                        "namespace": self.namespace,
-                        "tenant_id": tenant_id,
-                        "profile": self.profile,
-                        "fingerprint": self.fingerprint,
-                    },
-                }
-                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.writelines(jsonl_lines(records))
 
     @classmethod
     def load(cls, directory: Path) -> DenseArtifact:
@@ -73,5 +71,5 @@ class DenseArtifact:
             model=meta["model"],
             dims=meta["dims"],
             normalized=meta["normalized"],
-            cache_key=meta.get("cache_key") or f"{meta['fingerprint']}:1",  # artefacts before versioning
+            cache_key=meta["cache_key"],
         )

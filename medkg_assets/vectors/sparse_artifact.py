@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medkg_assets.storage.atomic import canonical_json, jsonl_lines
+from medkg_assets.vectors.export import chunk_records
 
 
 @dataclass
@@ -44,19 +45,14 @@ class SparseArtifact:
         (directory / "meta.json").write_text(canonical_json(meta))
         if not self.enabled:
             return
-        records = (
-            {
-                "id": chunk_id,
-                "vector": self.vectors[row],
-                "metadata": {
-                    "doc_id": self.doc_ids[row],
-                    "namespace": self.namespace,
-                    "tenant_id": tenant_id,
-                    "profile": self.profile,
-                    "fingerprint": self.fingerprint,
-                },
-            }
-            for row, chunk_id in enumerate(self.chunk_ids)
+        records = chunk_records(
+            self.chunk_ids,
+            self.doc_ids,
+            self.vectors,
+            namespace=self.namespace,
+            tenant_id=tenant_id,
+            profile=self.profile,
+            fingerprint=self.fingerprint,
         )
         with (directory / "vectors.jsonl").open("w", encoding="utf-8") as out:
             out.writelines(jsonl_lines(records))
@@ -79,5 +75,5 @@ class SparseArtifact:
             content_hashes=meta["content_hashes"],
             vectors=vectors,
             disabled_reason=meta.get("disabled_reason", ""),
-            cache_key=meta.get("cache_key") or f"{meta['fingerprint']}:1",  # artefacts before versioning
+            cache_key=meta["cache_key"],
         )
