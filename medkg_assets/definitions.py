@@ -23,6 +23,7 @@ from medkg_assets.resources.lucene import LuceneResource
 from medkg_assets.resources.opensearch import OpenSearchResource
 from medkg_assets.resources.reranker import RerankerResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import (
     EMBEDDER_DEVICE,
     EMBEDDER_RERANK_BATCH_CAP,
@@ -65,6 +66,7 @@ defs = Definitions(
             vllm_url=os.environ.get(VLLM_URL) or None,
         ),
         "faiss_store": FaissIndexResource(),
+        "telemetry": TelemetryResource(),
         "sparse_encoder": SparseEncoderResource(device=os.environ.get(EMBEDDER_DEVICE, "auto")),
         "lucene": LuceneResource(),
         "reranker": RerankerResource(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dagster import (
+    BackfillPolicy,
     DagsterInstance,
     DynamicPartitionsDefinition,
     MultiPartitionKey,
@@ -21,6 +22,11 @@ namespace_partitions = DynamicPartitionsDefinition(name=NAMESPACE_DIMENSION)
 profile_partitions = StaticPartitionsDefinition(get_config().profiles.names)
 namespace_profile_partitions = MultiPartitionsDefinition(
     {NAMESPACE_DIMENSION: namespace_partitions, PROFILE_DIMENSION: profile_partitions}
+)
+
+# Backfills launch one run per `backfill_partitions_per_run` partitions (config/<env>.yaml).
+backfill_policy = BackfillPolicy.multi_run(
+    max_partitions_per_run=get_config().environment.automation.backfill_partitions_per_run
 )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from medkg_assets.settings import PROJECT_ROOT
 from medkg_assets_tests.conftest import make_tiny_project
@@ -29,9 +30,18 @@ class DagsterServer:
         return body["data"]
 
 
-def start_dagster_dev(root: Path, namespaces=("tiny", "tiny2"), startup_timeout_s: int = 180):
-    """Yield a DagsterServer for a fresh instance over a tiny project; stop the process group after."""
+def start_dagster_dev(
+    root: Path, namespaces=("tiny", "tiny2"), partitions_per_run: int = 1, startup_timeout_s: int = 180
+):
+    """Yield a DagsterServer for a fresh instance over a tiny project; stop the process group after.
+
+    `partitions_per_run` sets the environment's `automation.backfill_partitions_per_run`.
+    """
     config_dir = make_tiny_project(root / "project", namespaces)
+    environment = config_dir / "test.yaml"
+    settings = yaml.safe_load(environment.read_text())
+    settings.setdefault("automation", {})["backfill_partitions_per_run"] = partitions_per_run
+    environment.write_text(yaml.safe_dump(settings))
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")

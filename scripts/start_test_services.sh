@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the tests talk to: PostgreSQL on localhost:5432 with
-# role/database `medkg`/`medkg_test`, and headless Chromium for the UI check. Idempotent; called by
-# `make test` (and so by CI).
+# role/database `medkg`/`medkg_test`, headless Chromium for the UI check, and the Prometheus,
+# Pushgateway and promtool binaries (the metrics tests start those themselves on free ports).
+# Idempotent; called by `make test` (and so by CI).
 set -euo pipefail
 missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "start_test_services: ${missing[*]} missing and not root; those tests will be skipped" >&2

@@ -2,28 +2,41 @@
 
 import statistics
 import time
+from functools import lru_cache
+from pathlib import Path
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from medkg_assets.assets.context import layout, markdown_table, telemetry_metadata
+from medkg_assets.assets.context import for_each_partition, layout, markdown_table, telemetry_metadata
 from medkg_assets.automation.jobs import INGEST_GROUP as GROUP
-from medkg_assets.partitions import namespace_partitions
+from medkg_assets.config import EmbeddingProfile
+from medkg_assets.encoders.errors import ModelLoadError
+from medkg_assets.partitions import backfill_policy, namespace_partitions
 from medkg_assets.progress import Progress
-from medkg_assets.settings import get_config
+from medkg_assets.resources.telemetry import TelemetryResource
+from medkg_assets.settings import ProjectConfig, get_config
 from medkg_assets.storage.atomic import atomic_write_jsonl, read_jsonl
-from medkg_assets.text.chunking import chunk_document, load_tokenizer
+from medkg_assets.text.chunking import Chunk, chunk_document, load_tokenizer
 from medkg_assets.text.documents import BadInputError, Document, read_documents
+from medkg_assets.text.token_budget import BudgetResult, apply_token_budget
 
 
 @asset(
     partitions_def=namespace_partitions,
+    backfill_policy=backfill_policy,
     group_name=GROUP,
     kinds={"python", "jsonl"},
     description="The namespace's source documents, validated and hashed (BEIR JSONL, .txt, .md).",
 )
-def source_documents(context: AssetExecutionContext) -> MaterializeResult:
+def source_documents(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
+    return for_each_partition(
+        context, telemetry, "ingest", "python", lambda name: _source_documents(context, name)
+    )
+
+
+def _source_documents(context: AssetExecutionContext, namespace_name: str) -> MaterializeResult:
     config = get_config()
-    namespace = config.namespace(context.partition_key)
+    namespace = config.namespace(namespace_name)
     started = time.perf_counter()
     try:
         result = read_documents(
@@ -63,14 +76,21 @@ def source_documents(context: AssetExecutionContext) -> MaterializeResult:
 
 @asset(
     partitions_def=namespace_partitions,
+    backfill_policy=backfill_policy,
     group_name=GROUP,
     deps=[source_documents],
     kinds={"python", "jsonl"},
     description="Token windows with overlap over each document; shared by every profile.",
 )
-def chunks(context: AssetExecutionContext) -> MaterializeResult:
+def chunks(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
+    return for_each_partition(
+        context, telemetry, "chunking", "tokenizers", lambda name: _chunks(context, name)
+    )
+
+
+def _chunks(context: AssetExecutionContext, namespace_name: str) -> MaterializeResult:
     config = get_config()
-    namespace = config.namespace(context.partition_key)
+    namespace = config.namespace(namespace_name)
     paths = layout(config)
     documents = [Document.from_record(r) for r in read_jsonl(paths.documents(namespace.name))]
     tokens = load_tokenizer(namespace.tokenizer, config.models_dir)
@@ -116,4 +136,35 @@ def chunks(context: AssetExecutionContext) -> MaterializeResult:
             "path": MetadataValue.path(str(paths.chunks(namespace.name))),
             **telemetry_metadata(config),
         }
+    )
+
+
+@lru_cache(maxsize=8)
+def _budgeted(
+    chunks_file: Path, stamp: tuple[int, int], tokenizer: str, models_dir: Path, budget: int, policy: str
+):
+    records = [Chunk.from_record(r) for r in read_jsonl(chunks_file)]
+    try:
+        tokens = load_tokenizer(tokenizer, models_dir)
+    except Exception as error:  # tokenizers/hub/missing files: one error type for operators
+        raise ModelLoadError(f"token budget: tokenizer {tokenizer!r} could not be loaded: {error}") from error
+    return apply_token_budget(records, tokens, budget, policy)
+
+
+def profile_chunks(config: ProjectConfig, namespace_name: str, profile: EmbeddingProfile) -> BudgetResult:
+    """The namespace's chunks as a profile encodes them: each within the token budget.
+
+    The budget is the namespace's `max_tokens` (capped by the model's), counted with the profile's
+    tokenizer; every per-profile stage reads chunks through here, so all see the same chunk ids.
+    """
+    namespace = config.namespace(namespace_name)
+    chunks_file = layout(config).chunks(namespace_name)
+    stat = chunks_file.stat()
+    return _budgeted(
+        chunks_file,
+        (stat.st_mtime_ns, stat.st_size),
+        profile.dense.tokenizer or profile.dense.model,
+        config.models_dir,
+        min(namespace.max_tokens, profile.dense.max_tokens),
+        namespace.over_budget,
     )

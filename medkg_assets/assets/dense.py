@@ -17,21 +17,26 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.chunks import chunks
+from medkg_assets.assets.chunks import chunks, profile_chunks
 from medkg_assets.assets.context import (
+    check_each_partition,
+    for_each_partition,
     layout,
     markdown_table,
-    namespace_and_profile,
     stage_failure,
     telemetry_metadata,
 )
 from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
 from medkg_assets.encoders.errors import EncoderError
-from medkg_assets.partitions import NAMESPACE_DIMENSION, namespace_profile_partitions, split_partition_key
+from medkg_assets.partitions import (
+    NAMESPACE_DIMENSION,
+    backfill_policy,
+    namespace_profile_partitions,
+    split_partition_key,
+)
 from medkg_assets.resources.encoders import DenseEncoderResource
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import get_config
-from medkg_assets.storage.atomic import read_jsonl
-from medkg_assets.text.chunking import Chunk
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
 from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
@@ -61,6 +66,7 @@ def _previous(store) -> DenseArtifact | None:
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[per_namespace_chunks],
     group_name=GROUP,
     pool=GPU_POOL,
@@ -70,14 +76,31 @@ def _previous(store) -> DenseArtifact | None:
     description="Dense vectors per chunk for one namespace × profile; unchanged chunks come from cache.",
 )
 def dense_embeddings(
-    context: AssetExecutionContext, dense_encoder: DenseEncoderResource
+    context: AssetExecutionContext, telemetry: TelemetryResource, dense_encoder: DenseEncoderResource
+) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "dense",
+        "sentence_transformers",
+        lambda partition_key: _dense_embeddings(context, dense_encoder, partition_key),
+    )
+
+
+def _dense_embeddings(
+    context: AssetExecutionContext, dense_encoder: DenseEncoderResource, partition_key: str
 ) -> MaterializeResult:
     config = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     namespace, profile = config.namespace(namespace_name), config.profiles.get(profile_name)
     where = f"namespace {namespace_name}, profile {profile_name}"
     paths = layout(config)
-    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    try:  # device first: a GPU profile on a CPU host fails with its own error type, before any work
+        dense_encoder.check_device(profile)
+        budget = profile_chunks(config, namespace_name, profile)
+    except EncoderError as error:
+        raise stage_failure(where, error) from error
+    records = budget.chunks
     store = paths.dense(namespace_name, profile_name)
     previous = _previous(store)
     started = time.perf_counter()
@@ -143,6 +166,9 @@ def dense_embeddings(
             "model": profile.dense.model,
             "fingerprint": profile.fingerprint,
             "dense_hash": dense_hash,
+            "chunks_over_budget": budget.over_budget,
+            "chunks_resplit": budget.resplit,
+            "chunks_rejected": len(budget.rejected),
             "summary": markdown_table(
                 ["vectors", "encoded", "cache hits", "hit ratio", "seconds", "device", "batch sizes"],
                 [
@@ -170,8 +196,12 @@ def dense_embeddings(
     description="Dense-only hash parity: vectors + ids equal the baseline for the same chunks and profile.",
 )
 def dense_hash_parity(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return check_each_partition(context, lambda partition_key: _dense_hash_parity(context, partition_key))
+
+
+def _dense_hash_parity(context: AssetCheckExecutionContext, partition_key: str) -> AssetCheckResult:
     config = get_config()
-    namespace_name, profile_name = split_partition_key(context.partition_key)
+    namespace_name, profile_name = split_partition_key(partition_key)
     paths = layout(config)
     artifact = DenseArtifact.load(
         paths.dense(namespace_name, profile_name).require_current("dense_embeddings")

@@ -13,11 +13,18 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.context import (
+    check_each_partition,
+    for_each_partition,
+    layout,
+    markdown_table,
+    telemetry_metadata,
+)
 from medkg_assets.assets.dense import GROUP, dense_embeddings, dims_problems, manifest_code_version
 from medkg_assets.config.profiles import FlatIndexSpec
-from medkg_assets.partitions import namespace_profile_partitions, split_partition_key
+from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
 from medkg_assets.resources.faiss_store import FaissIndexResource
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import get_config
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
@@ -28,15 +35,30 @@ CODE_VERSION = "faiss-1"
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[dense_embeddings],
     group_name=GROUP,
     kinds={"faiss"},
     code_version=manifest_code_version(CODE_VERSION),
     description="FAISS index over the dense vectors, as the profile's index spec says (flat, HNSW, IVF-PQ).",
 )
-def faiss_index(context: AssetExecutionContext, faiss_store: FaissIndexResource) -> MaterializeResult:
+def faiss_index(
+    context: AssetExecutionContext, telemetry: TelemetryResource, faiss_store: FaissIndexResource
+) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "faiss_index",
+        "faiss",
+        lambda partition_key: _faiss_index(context, faiss_store, partition_key),
+    )
+
+
+def _faiss_index(
+    context: AssetExecutionContext, faiss_store: FaissIndexResource, partition_key: str
+) -> MaterializeResult:
     config = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     profile = config.profiles.get(profile_name)
     paths = layout(config)
     dense = DenseArtifact.load(paths.dense(namespace_name, profile_name).require_current("dense_embeddings"))
@@ -108,7 +130,15 @@ def _load_pair(partition_key):
     description="Every dense vector and the FAISS index have the profile's dims (DimensionMismatchError).",
 )
 def dense_dimension_matches_profile(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    profile, dense, faiss_artifact = _load_pair(context.partition_key)
+    return check_each_partition(
+        context, lambda partition_key: _dense_dimension_matches_profile(context, partition_key)
+    )
+
+
+def _dense_dimension_matches_profile(
+    context: AssetCheckExecutionContext, partition_key: str
+) -> AssetCheckResult:
+    profile, dense, faiss_artifact = _load_pair(partition_key)
     problems = dims_problems(dense.vectors, faiss_artifact.index.d, profile.dense.dims)
     return AssetCheckResult(
         passed=not problems,
@@ -132,7 +162,11 @@ def dense_dimension_matches_profile(context: AssetCheckExecutionContext) -> Asse
     description="Recall@10 against exact search on sampled stored vectors ≥ the profile's floor.",
 )
 def faiss_self_recall(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    profile, dense, faiss_artifact = _load_pair(context.partition_key)
+    return check_each_partition(context, lambda partition_key: _faiss_self_recall(context, partition_key))
+
+
+def _faiss_self_recall(context: AssetCheckExecutionContext, partition_key: str) -> AssetCheckResult:
+    profile, dense, faiss_artifact = _load_pair(partition_key)
     exact = isinstance(profile.index, FlatIndexSpec)
     floor = 1.0 if exact else profile.index.self_recall_floor
     recall = self_recall_at_k(faiss_artifact.index, dense.vectors, k=10)

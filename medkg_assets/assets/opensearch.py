@@ -2,11 +2,13 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from medkg_assets.assets.context import layout, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.chunks import profile_chunks
+from medkg_assets.assets.context import for_each_partition, layout, telemetry_metadata
 from medkg_assets.assets.dense import dense_embeddings, manifest_code_version, per_namespace_chunks
 from medkg_assets.assets.sparse import sparse_vectors
-from medkg_assets.partitions import namespace_profile_partitions
+from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
 from medkg_assets.resources.opensearch import OpenSearchResource, PublishError
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.search.opensearch_mapping import (
     DEFAULT_SPARSE_FIELD,
     build_index_template,
@@ -16,22 +18,39 @@ from medkg_assets.search.opensearch_mapping import (
     template_name,
 )
 from medkg_assets.settings import get_config
-from medkg_assets.storage.atomic import atomic_write_json, read_jsonl
+from medkg_assets.storage.atomic import atomic_write_json
+from medkg_assets.tenancy import EMBED_SCOPE, PUBLISH_SCOPE
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[per_namespace_chunks, sparse_vectors, dense_embeddings],
     group_name="sparse",
     kinds={"opensearch", "json"},
     code_version=manifest_code_version("opensearch-1"),
     description="OpenSearch index template (rank_features + knn_vector), published if OPENSEARCH_URL is set.",
 )
-def opensearch_mapping(context: AssetExecutionContext, opensearch: OpenSearchResource) -> MaterializeResult:
+def opensearch_mapping(
+    context: AssetExecutionContext, telemetry: TelemetryResource, opensearch: OpenSearchResource
+) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "opensearch",
+        "opensearch",
+        lambda partition_key: _opensearch_mapping(context, opensearch, partition_key),
+        scope=PUBLISH_SCOPE if opensearch.url else EMBED_SCOPE,
+    )
+
+
+def _opensearch_mapping(
+    context: AssetExecutionContext, opensearch: OpenSearchResource, partition_key: str
+) -> MaterializeResult:
     settings = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     profile = settings.profiles.get(profile_name)
     paths = layout(settings)
     template = build_index_template(namespace_name, profile, DEFAULT_SPARSE_FIELD)
@@ -62,7 +81,7 @@ def opensearch_mapping(context: AssetExecutionContext, opensearch: OpenSearchRes
                 "publish_status": "not published: OPENSEARCH_URL is not set",
             }
         )
-    chunks = read_jsonl(paths.chunks(namespace_name))
+    chunks = [c.to_record() for c in profile_chunks(settings, namespace_name, profile).chunks]
     dense = DenseArtifact.load(paths.dense(namespace_name, profile_name).require_current("dense_embeddings"))
     sparse_by_id = dict(zip(sparse.chunk_ids, sparse.vectors, strict=True)) if sparse.enabled else {}
     dense_row = {chunk_id: row for row, chunk_id in enumerate(dense.chunk_ids)}

@@ -17,7 +17,14 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.chunks import profile_chunks
+from medkg_assets.assets.context import (
+    check_each_partition,
+    for_each_partition,
+    layout,
+    markdown_table,
+    telemetry_metadata,
+)
 from medkg_assets.assets.dense import manifest_code_version, per_namespace_chunks
 from medkg_assets.assets.dense_index import faiss_index
 from medkg_assets.assets.sparse import sparse_index, sparse_vectors
@@ -28,17 +35,17 @@ from medkg_assets.encoders.rerank import RerankerUnavailableError
 from medkg_assets.evaluation.eval_set import load_eval_set
 from medkg_assets.evaluation.expected_scores import expected_floor, judge_quality
 from medkg_assets.evaluation.metrics import evaluate
-from medkg_assets.partitions import namespace_profile_partitions, split_partition_key
+from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
 from medkg_assets.progress import Progress
 from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.resources.lucene import LuceneResource
 from medkg_assets.resources.reranker import RerankerResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.search.fusion import collapse_to_documents
 from medkg_assets.search.retrieval import Retriever
 from medkg_assets.settings import EMBEDDER_ENABLE_RERANK, ProjectConfig, get_config
-from medkg_assets.storage.atomic import atomic_write_json, read_jsonl
-from medkg_assets.text.chunking import Chunk
+from medkg_assets.storage.atomic import atomic_write_json
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
@@ -76,7 +83,7 @@ def open_retriever(
     return Retriever(
         namespace=namespace,
         profile=profile_name,
-        chunks=[Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace))],
+        chunks=profile_chunks(settings, namespace, profile).chunks,
         faiss_index=faiss_artifact.index,
         faiss_ids=faiss_artifact.chunk_ids,
         encode_dense_queries=dense_model.encode,
@@ -96,6 +103,7 @@ def _candidates(ranking, retriever):
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[faiss_index, sparse_index, sparse_vectors, per_namespace_chunks],
     group_name=GROUP,
     pool=GPU_POOL,
@@ -106,14 +114,35 @@ def _candidates(ranking, retriever):
 )
 def rerank_manifest(
     context: AssetExecutionContext,
+    telemetry: TelemetryResource,
     config: RetrievalConfig,
     dense_encoder: DenseEncoderResource,
     sparse_encoder: SparseEncoderResource,
     reranker: RerankerResource,
     lucene: LuceneResource,
 ) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "rerank",
+        "cross_encoder",
+        lambda partition_key: _rerank_manifest(
+            context, config, dense_encoder, sparse_encoder, reranker, lucene, partition_key
+        ),
+    )
+
+
+def _rerank_manifest(
+    context: AssetExecutionContext,
+    config: RetrievalConfig,
+    dense_encoder: DenseEncoderResource,
+    sparse_encoder: SparseEncoderResource,
+    reranker: RerankerResource,
+    lucene: LuceneResource,
+    partition_key: str,
+) -> MaterializeResult:
     settings = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
     paths = layout(settings)
     warnings: list[str] = []
@@ -226,6 +255,10 @@ def rerank_manifest(
             "queries": len(query_ids),
             "final_stage": final_stage,
             "recall_at_10": quality[final_stage]["recall@10"],
+            "recall_floor": expected_floor(
+                settings.config_dir / "expected_scores.yaml", namespace_name, profile_name
+            )
+            or "none",
             "quality": markdown_table(["stage", "Recall@10", "nDCG@10", "MRR@10", "Recall@100"], rows),
             "rerank_ran": model is not None,
             "rerank_latency_ms": MetadataValue.json(latency),
@@ -255,8 +288,12 @@ def final_ranking(manifest: dict) -> dict[str, list[str]]:
     "the last good run.",
 )
 def recall_at_10(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return check_each_partition(context, lambda partition_key: _recall_at_10(context, partition_key))
+
+
+def _recall_at_10(context: AssetCheckExecutionContext, partition_key: str) -> AssetCheckResult:
     settings = get_config()
-    namespace_name, profile_name = split_partition_key(context.partition_key)
+    namespace_name, profile_name = split_partition_key(partition_key)
     paths = layout(settings)
     manifest = json.loads(paths.rerank_manifest(namespace_name, profile_name).read_text())
     namespace = settings.namespace(namespace_name)

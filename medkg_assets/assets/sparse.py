@@ -17,19 +17,22 @@ from dagster import (
     asset_check,
 )
 
+from medkg_assets.assets.chunks import profile_chunks
 from medkg_assets.assets.context import (
+    check_each_partition,
+    for_each_partition,
     layout,
     markdown_table,
-    namespace_and_profile,
     stage_failure,
     telemetry_metadata,
 )
 from medkg_assets.assets.dense import manifest_code_version, per_namespace_chunks
 from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
 from medkg_assets.encoders.errors import EncoderError
-from medkg_assets.partitions import namespace_profile_partitions, split_partition_key
+from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
 from medkg_assets.resources.lucene import LuceneResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.search.jvm import JavaRuntimeMissingError
 from medkg_assets.search.lucene import (
     LuceneIndexError,
@@ -38,7 +41,7 @@ from medkg_assets.search.lucene import (
     write_text_collection,
 )
 from medkg_assets.settings import EMBEDDER_ENABLE_SPARSE, get_config
-from medkg_assets.storage.atomic import canonical_json, read_jsonl
+from medkg_assets.storage.atomic import canonical_json
 from medkg_assets.text.chunking import Chunk
 from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
@@ -62,6 +65,7 @@ def sparse_enabled(toggle: SparseToggle) -> bool:
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[per_namespace_chunks],
     group_name=GROUP,
     pool=GPU_POOL,
@@ -71,10 +75,28 @@ def sparse_enabled(toggle: SparseToggle) -> bool:
     description="SPLADE term → weight maps per chunk (top-k terms, clipped weights), cached by content hash.",
 )
 def sparse_vectors(
-    context: AssetExecutionContext, config: SparseToggle, sparse_encoder: SparseEncoderResource
+    context: AssetExecutionContext,
+    telemetry: TelemetryResource,
+    config: SparseToggle,
+    sparse_encoder: SparseEncoderResource,
+) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "sparse",
+        "splade",
+        lambda partition_key: _sparse_vectors(context, config, sparse_encoder, partition_key),
+    )
+
+
+def _sparse_vectors(
+    context: AssetExecutionContext,
+    config: SparseToggle,
+    sparse_encoder: SparseEncoderResource,
+    partition_key: str,
 ) -> MaterializeResult:
     settings = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
     where = f"namespace {namespace_name}, profile {profile_name}"
     paths = layout(settings)
@@ -98,7 +120,11 @@ def sparse_vectors(
                 **telemetry_metadata(settings),
             }
         )
-    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    try:
+        sparse_encoder.check_device(profile)
+        records = profile_chunks(settings, namespace_name, profile).chunks
+    except EncoderError as error:
+        raise stage_failure(where, error) from error
     previous = SparseArtifact.load(store.current) if store.current is not None else None
     if previous is not None and not previous.enabled:
         previous = None
@@ -175,8 +201,16 @@ def sparse_vectors(
     description="Each sparse vector keeps ≤ top_k_terms positive terms with weights ≤ max_weight.",
 )
 def sparse_vectors_respect_profile_limits(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return check_each_partition(
+        context, lambda partition_key: _sparse_vectors_respect_profile_limits(context, partition_key)
+    )
+
+
+def _sparse_vectors_respect_profile_limits(
+    context: AssetCheckExecutionContext, partition_key: str
+) -> AssetCheckResult:
     settings = get_config()
-    namespace_name, profile_name = split_partition_key(context.partition_key)
+    namespace_name, profile_name = split_partition_key(partition_key)
     profile = settings.profiles.get(profile_name)
     artifact = SparseArtifact.load(
         layout(settings).sparse(namespace_name, profile_name).require_current("sparse_vectors")
@@ -207,20 +241,35 @@ def sparse_vectors_respect_profile_limits(context: AssetCheckExecutionContext) -
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=[sparse_vectors, per_namespace_chunks],
     group_name=GROUP,
     kinds={"lucene"},
     code_version=manifest_code_version("lucene-1"),
     description="Lucene impact index of the SPLADE terms (quantised) and a BM25 index of the chunk text.",
 )
-def sparse_index(context: AssetExecutionContext, lucene: LuceneResource) -> MaterializeResult:
+def sparse_index(
+    context: AssetExecutionContext, telemetry: TelemetryResource, lucene: LuceneResource
+) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "sparse_index",
+        "lucene",
+        lambda partition_key: _sparse_index(context, lucene, partition_key),
+    )
+
+
+def _sparse_index(
+    context: AssetExecutionContext, lucene: LuceneResource, partition_key: str
+) -> MaterializeResult:
     settings = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     profile = settings.profiles.get(profile_name)
     where = f"namespace {namespace_name}, profile {profile_name}"
     paths = layout(settings)
     sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
-    records = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(namespace_name))]
+    records = profile_chunks(settings, namespace_name, profile).chunks
     scale = profile.sparse.quantization_scale
     inputs = inputs_digest(sparse, records, scale)
     store = paths.lucene(namespace_name, profile_name)
@@ -313,12 +362,20 @@ def inputs_digest(sparse: SparseArtifact, records: list[Chunk], scale: int) -> s
 def sparse_index_document_counts(
     context: AssetCheckExecutionContext, lucene: LuceneResource
 ) -> AssetCheckResult:
+    return check_each_partition(
+        context, lambda partition_key: _sparse_index_document_counts(context, lucene, partition_key)
+    )
+
+
+def _sparse_index_document_counts(
+    context: AssetCheckExecutionContext, lucene: LuceneResource, partition_key: str
+) -> AssetCheckResult:
     settings = get_config()
-    namespace_name, profile_name = split_partition_key(context.partition_key)
+    namespace_name, profile_name = split_partition_key(partition_key)
     paths = layout(settings)
     current = paths.lucene(namespace_name, profile_name).require_current("sparse_index")
     sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
-    chunk_total = len(read_jsonl(paths.chunks(namespace_name)))
+    chunk_total = len(profile_chunks(settings, namespace_name, settings.profiles.get(profile_name)).chunks)
     search = lucene.open(current / "impact" if sparse.enabled else None, current / "bm25")
     expected = {"impact": len(sparse.chunk_ids) if sparse.enabled else 0, "bm25": chunk_total}
     found = {"impact": search.impact_documents, "bm25": search.bm25_documents}

@@ -13,14 +13,21 @@ from dagster import (
     asset,
 )
 
-from medkg_assets.assets.context import layout, markdown_table, namespace_and_profile, telemetry_metadata
+from medkg_assets.assets.context import (
+    for_each_partition,
+    layout,
+    markdown_table,
+    partition_metadata,
+    telemetry_metadata,
+)
 from medkg_assets.assets.dense import dense_embeddings, manifest_code_version
 from medkg_assets.assets.dense_index import faiss_index
 from medkg_assets.assets.opensearch import opensearch_mapping
 from medkg_assets.assets.retrieval import rerank_manifest
 from medkg_assets.assets.sparse import lucene_info, sparse_index, sparse_vectors
 from medkg_assets.manifests.summary import build_summary, validate_summary
-from medkg_assets.partitions import namespace_profile_partitions
+from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import get_config
 from medkg_assets.storage.atomic import atomic_write_json
 from medkg_assets.vectors.dense_artifact import DenseArtifact
@@ -30,28 +37,39 @@ from medkg_assets.vectors.sparse_artifact import SparseArtifact
 UPSTREAM = (dense_embeddings, faiss_index, sparse_vectors, sparse_index, opensearch_mapping, rerank_manifest)
 
 
-def latest_metadata(context: AssetExecutionContext, asset_name: str) -> dict:
+def latest_metadata(context: AssetExecutionContext, asset_name: str, partition_key: str) -> dict:
     """The metadata of the latest materialisation of `asset_name` for this partition."""
     result = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset_name), asset_partitions=[context.partition_key]), limit=1
+        AssetRecordsFilter(asset_key=AssetKey(asset_name), asset_partitions=[partition_key]), limit=1
     )
     if not result.records:
         return {}
     metadata = result.records[0].asset_materialization.metadata
-    return {key: value.value for key, value in metadata.items()}
+    return partition_metadata({key: value.value for key, value in metadata.items()}, partition_key)
 
 
 @asset(
     partitions_def=namespace_profile_partitions,
+    backfill_policy=backfill_policy,
     deps=list(UPSTREAM),
     group_name="summary",
     kinds={"json"},
     code_version=manifest_code_version("summary-1"),
     description="processing_summary.json v4.1: toggles, per-stage runs, warnings, counts, timings, quality.",
 )
-def processing_summary(context: AssetExecutionContext) -> MaterializeResult:
+def processing_summary(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
+    return for_each_partition(
+        context,
+        telemetry,
+        "summary",
+        "python",
+        lambda partition_key: _processing_summary(context, partition_key),
+    )
+
+
+def _processing_summary(context: AssetExecutionContext, partition_key: str) -> MaterializeResult:
     settings = get_config()
-    namespace_name, profile_name = namespace_and_profile(context)
+    namespace_name, profile_name = split_partition_key(partition_key)
     namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
     paths = layout(settings)
     try:  # every stage it reports on must exist before anything is written
@@ -69,7 +87,7 @@ def processing_summary(context: AssetExecutionContext) -> MaterializeResult:
     except FileNotFoundError as error:
         raise Failure(description=f"{namespace_name}|{profile_name}: summary not written, {error}") from error
     lucene = lucene_info(lucene_dir)
-    stage_meta = {a.key.path[-1]: latest_metadata(context, a.key.path[-1]) for a in UPSTREAM}
+    stage_meta = {a.key.path[-1]: latest_metadata(context, a.key.path[-1], partition_key) for a in UPSTREAM}
     warnings = list(
         dict.fromkeys(
             ([] if sparse.enabled else [f"sparse disabled: {sparse.disabled_reason}"])

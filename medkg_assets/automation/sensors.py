@@ -26,10 +26,11 @@ from medkg_assets.automation.source_fingerprints import source_fingerprint
 from medkg_assets.config import ConfigError, load_namespaces
 from medkg_assets.partitions import NAMESPACE_DIMENSION, namespace_profile_key
 from medkg_assets.settings import get_config
+from medkg_assets.tenancy import TENANT_TAG
 
 SENSOR_INTERVAL_ENV = "MEDKG_SENSOR_INTERVAL_S"
 REINGEST_TAG = "medkg/reingest"
-NAMESPACE_TAG, PROFILE_TAG, TENANT_TAG = "medkg/namespace", "medkg/profile", "medkg/tenant"
+NAMESPACE_TAG, PROFILE_TAG = "medkg/namespace", "medkg/profile"
 FINGERPRINT_TAG = "medkg/source_fingerprint"
 
 

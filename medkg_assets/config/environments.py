@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from medkg_assets.config.loading import ConfigError, parse_model, read_yaml
 
@@ -38,6 +38,9 @@ class StorageSpec(_Strict):
 class AutomationSpec(_Strict):
     reingest_cron: str = "0 3 * * *"
     reingest_schedule_enabled: bool = False
+    # BackfillPolicy.multi_run: how many partitions one backfill run builds (1 = a run per partition,
+    # so every partition keeps its own run, logs and check history).
+    backfill_partitions_per_run: int = Field(default=1, ge=1)
 
 
 class EnvironmentConfig(_Strict):

@@ -60,6 +60,8 @@ class NamespaceConfig(_Strict):
     max_tokens: int = Field(gt=0)
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
     on_bad_record: Literal["fail", "skip"] = "fail"
+    # A chunk above max_tokens under a profile's tokenizer is re-split into fitting pieces or dropped.
+    over_budget: Literal["resplit", "reject"] = "resplit"
     eval: EvalSetSpec | None = None
     config_file: Path
     project_root: Path

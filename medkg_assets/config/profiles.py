@@ -22,6 +22,8 @@ class DenseModelSpec(_Strict):
     served_model_name: str | None = None
     dims: int = Field(gt=0)
     max_tokens: int = Field(gt=0)
+    # Tokenizer that counts a chunk's tokens for the budget; None = the model's own.
+    tokenizer: str | None = None
     batch_size: int = Field(gt=0, default=32)
     normalize: bool = True
 
@@ -92,7 +94,7 @@ class EmbeddingProfile(_Strict):
     def fingerprint(self) -> str:
         """Hash of every field that changes vectors (backend included: servers differ in float detail)."""
         vector_fields = {
-            "dense": self.dense.model_dump(exclude={"batch_size", "served_model_name"}),
+            "dense": self.dense.model_dump(exclude={"batch_size", "served_model_name", "tokenizer"}),
             "sparse": self.sparse.model_dump(exclude={"quantization_scale"}),
         }
         canonical = json.dumps(vector_fields, sort_keys=True, separators=(",", ":"))

@@ -8,7 +8,7 @@ from dagster import ConfigurableResource
 
 from medkg_assets.config.profiles import EmbeddingProfile
 from medkg_assets.encoders.dense import DenseEncoder, open_dense_encoder
-from medkg_assets.encoders.devices import limit_vram
+from medkg_assets.encoders.devices import limit_vram, select_device
 
 
 class DenseEncoderResource(ConfigurableResource):
@@ -20,6 +20,11 @@ class DenseEncoderResource(ConfigurableResource):
     vllm_url: str | None = None
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 3
+
+    def check_device(self, profile: EmbeddingProfile) -> None:
+        """Fail before any work (GpuNotAvailableError) when the profile needs a GPU this process lacks."""
+        if not (profile.dense.backend == "vllm" and self.vllm_url):  # a vLLM server owns its GPU
+            select_device(self.device, profile.require_gpu, f"profile {profile.name}")
 
     def open(self, profile: EmbeddingProfile, models_dir: Path | None) -> DenseEncoder:
         encoder = open_dense_encoder(

@@ -14,6 +14,10 @@ from medkg_assets.encoders.sparse import SpladeEncoder
 class SparseEncoderResource(ConfigurableResource):
     device: str = "auto"
 
+    def check_device(self, profile: EmbeddingProfile) -> None:
+        """Fail before any work (GpuNotAvailableError) when the profile needs a GPU this process lacks."""
+        select_device(self.device, profile.require_gpu, f"profile {profile.name} (sparse)")
+
     def open(self, profile: EmbeddingProfile, models_dir: Path | None) -> SpladeEncoder:
         device = select_device(self.device, profile.require_gpu, f"profile {profile.name} (sparse)")
         return SpladeEncoder(profile.sparse, device, models_dir, max_tokens=profile.dense.max_tokens)

@@ -5,6 +5,7 @@ import json
 from dagster import materialize
 
 from medkg_assets.assets.chunks import chunks, source_documents
+from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import get_config
 from medkg_assets.storage.layout import ArtifactLayout
 
@@ -12,7 +13,13 @@ STAGE = [source_documents, chunks]
 
 
 def run(instance, namespace, raise_on_error=True):
-    return materialize(STAGE, instance=instance, partition_key=namespace, raise_on_error=raise_on_error)
+    return materialize(
+        STAGE,
+        instance=instance,
+        partition_key=namespace,
+        raise_on_error=raise_on_error,
+        resources={"telemetry": TelemetryResource()},
+    )
 
 
 def metadata_of(result, asset_name):

@@ -1,5 +1,6 @@
 """Backfills through Dagster's own machinery (GraphQL `launchPartitionBackfill` against a running
-`dagster dev`, executed by its daemon), and the asset graph in a real headless Chromium."""
+`dagster dev`, executed by its daemon) with a BackfillPolicy of 2 partitions per run, and the asset
+graph in a real headless Chromium."""
 
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ query Status($id: String!) {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from start_dagster_dev(tmp_path_factory.mktemp("dagster-dev"))
+    yield from start_dagster_dev(tmp_path_factory.mktemp("dagster-dev"), partitions_per_run=2)
 
 
 def backfill(server, partitions_by_asset: dict[str, list[str]], timeout_s: int = 600) -> list[dict]:
@@ -77,16 +78,31 @@ def assert_all_succeeded(state, server, expected_partitions):
         ).exists()
 
 
+def partition_ranges(state) -> set[tuple[str, str]]:
+    """(start, end) of every run's partition range; a one-partition run counts as (key, key)."""
+    ranges = set()
+    for run in state["runs"]:
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        if "dagster/partition" in tags:
+            ranges.add((tags["dagster/partition"], tags["dagster/partition"]))
+        else:
+            ranges.add(
+                (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+            )
+    return ranges
+
+
 def test_backfill_one_namespace_across_all_profiles(server):
     state = backfill(server, per_profile(["tiny"], PROFILES))
     assert_all_succeeded(state, server, [f"tiny|{p}" for p in PROFILES])
+    # 2 partitions per run: the namespace's ingest run, then both profiles in one run
+    assert partition_ranges(state) == {("tiny", "tiny"), (f"tiny|{PROFILES[0]}", f"tiny|{PROFILES[1]}")}
 
 
 def test_backfill_one_profile_across_all_namespaces(server):
     state = backfill(server, per_profile(["tiny", "tiny2"], ["minilm_cpu"]))
     assert_all_succeeded(state, server, ["tiny|minilm_cpu", "tiny2|minilm_cpu"])
-    partitions = {t["value"] for run in state["runs"] for t in run["tags"] if t["key"] == "dagster/partition"}
-    assert {"tiny2", "tiny2|minilm_cpu"} <= partitions
+    assert partition_ranges(state) == {("tiny", "tiny2"), ("tiny|minilm_cpu", "tiny2|minilm_cpu")}
 
 
 @pytest.mark.skipif(

@@ -1,0 +1,1 @@
+"""Operator-facing signals: Prometheus metrics and CloudEvents (no Dagster imports)."""

@@ -1,0 +1,173 @@
+"""`TelemetryResource`: Prometheus metrics and CloudEvents for every stage batch of a run.
+
+Metrics always land in `<data dir>/metrics/*.prom` and go to a Pushgateway when
+PROMETHEUS_PUSHGATEWAY_URL is set; events go to `<data dir>/events/embedding-events.jsonl`, or to
+Kafka when KAFKA_BOOTSTRAP_SERVERS is set. A sink that is down is logged, never fails a run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import ConfigurableResource, DagsterLogManager, Failure
+
+from medkg_assets.observability.events import (
+    EVENTS_TOPIC_ENV,
+    KAFKA_BOOTSTRAP_SERVERS_ENV,
+    EventError,
+    EventKind,
+    KafkaDeliveryError,
+    StageBatchPayload,
+    build_event,
+    event_sink_from_env,
+)
+from medkg_assets.observability.metrics import (
+    METRICS_DIRNAME,
+    PUSHGATEWAY_URL_ENV,
+    PipelineMetrics,
+    increment_total,
+    publish,
+)
+from medkg_assets.settings import get_config
+
+ACCESS_STAGE = "access"
+
+
+@dataclass
+class BatchFigures:
+    """What a stage batch reports when it ends (filled in from its materialisation metadata)."""
+
+    provider: str
+    generated: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    token_budget: dict[str, int] = field(default_factory=dict)
+    recall_at_10: float | None = None
+    recall_floor: float | None = None
+
+    def update_from(self, metadata: dict[str, Any]) -> None:
+        self.provider = str(metadata.get("provider") or self.provider)
+        self.generated = int(metadata.get("embeddings_generated", 0) or 0)
+        self.cache_hits = int(metadata.get("cache_hits", 0) or 0)
+        self.cache_misses = int(metadata.get("cache_misses", 0) or 0)
+        self.token_budget = {
+            "resplit": int(metadata.get("chunks_resplit", 0) or 0),
+            "rejected": int(metadata.get("chunks_rejected", 0) or 0),
+        }
+        recall = metadata.get("recall_at_10")
+        self.recall_at_10 = float(recall) if isinstance(recall, int | float) else None
+        floor = metadata.get("recall_floor")
+        self.recall_floor = float(floor) if isinstance(floor, int | float) else None
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error under a Dagster `Failure` (what operators alert on), else the error itself."""
+    return error.__cause__ if isinstance(error, Failure) and error.__cause__ is not None else error
+
+
+class TelemetryResource(ConfigurableResource):
+    """Sinks for metrics and events; unset fields fall back to the process environment."""
+
+    pushgateway_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    events_topic: str | None = None
+
+    def _environ(self) -> dict[str, str]:
+        environ = dict(get_config().environ)
+        for name, value in (
+            (PUSHGATEWAY_URL_ENV, self.pushgateway_url),
+            (KAFKA_BOOTSTRAP_SERVERS_ENV, self.kafka_bootstrap_servers),
+            (EVENTS_TOPIC_ENV, self.events_topic),
+        ):
+            if value:
+                environ[name] = value
+        return environ
+
+    def _publish(self, log: DagsterLogManager, metrics: PipelineMetrics, key: dict[str, str]) -> None:
+        result = publish(metrics, get_config().data_dir, self._environ(), key)
+        if result.push_error is not None:
+            log.warning(f"metrics kept in {result.textfile}; {result.push_error}")
+
+    def _emit(self, log: DagsterLogManager, kind: EventKind, namespace: str, run_id: str, payload) -> None:
+        sink = event_sink_from_env(self._environ(), get_config().data_dir)
+        try:
+            sink.emit(build_event(kind, namespace=namespace, run_id=run_id, payload=payload))
+        except (KafkaDeliveryError, OSError) as error:
+            log.warning(f"embedding.{kind.value} event for {namespace} not delivered: {error}")
+
+    @contextmanager
+    def stage_batch(
+        self,
+        log: DagsterLogManager,
+        run_id: str,
+        namespace: str,
+        tenant: str,
+        profile: str,
+        stage: str,
+        provider: str,
+    ) -> Iterator[BatchFigures]:
+        """Emit `started`, then `completed` with the batch's figures or `failed` with its error."""
+        figures = BatchFigures(provider=provider)
+        base = StageBatchPayload(tenant_id=tenant, profile=profile, stage=stage, provider=provider)
+        self._emit(log, EventKind.STARTED, namespace, run_id, base)
+        metrics = PipelineMetrics()
+        started = time.perf_counter()
+        try:
+            yield figures
+        except Exception as error:
+            cause = root_cause(error)
+            duration = time.perf_counter() - started
+            metrics.count_failure(namespace, profile, stage, type(cause).__name__)
+            self._publish(log, metrics, {"namespace": namespace, "profile": profile, "stage": stage})
+            failed = base.model_copy(
+                update={"duration_ms": round(duration * 1000, 3), "error": EventError.from_exception(cause)}
+            )
+            self._emit(log, EventKind.FAILED, namespace, run_id, failed)
+            raise
+        duration = time.perf_counter() - started
+        metrics.observe_stage(
+            namespace,
+            profile,
+            stage,
+            figures.provider,
+            duration,
+            figures.generated,
+            figures.cache_hits,
+            figures.cache_misses,
+        )
+        for outcome, count in figures.token_budget.items():
+            if count:
+                metrics.count_token_budget(namespace, profile, outcome, count)
+        if figures.recall_at_10 is not None:
+            floor = figures.recall_floor if figures.recall_floor is not None else math.nan
+            metrics.set_recall(namespace, profile, figures.recall_at_10, floor)
+        self._publish(log, metrics, {"namespace": namespace, "profile": profile, "stage": stage})
+        completed = base.model_copy(
+            update={
+                "provider": figures.provider,
+                "duration_ms": round(duration * 1000, 3),
+                "embeddings_generated": figures.generated,
+                "cache_hits": figures.cache_hits,
+                "cache_misses": figures.cache_misses,
+            }
+        )
+        self._emit(log, EventKind.COMPLETED, namespace, run_id, completed)
+
+    def count_denied(self, log: DagsterLogManager, namespace: str, tenant: str) -> int:
+        """Count a refused cross-tenant attempt; returns the namespace's running total for `tenant`.
+
+        Runs are short-lived, so the total is kept in `<data dir>/metrics/cross_tenant_totals.json`
+        and pushed as the counter's value: the series grows across runs as a counter should.
+        """
+        total = increment_total(
+            get_config().data_dir / METRICS_DIRNAME / "cross_tenant_totals.json", f"{namespace}|{tenant}"
+        )
+        metrics = PipelineMetrics()
+        metrics.count_cross_tenant(namespace, tenant, total)
+        self._publish(log, metrics, {"namespace": namespace, "stage": ACCESS_STAGE, "tenant": tenant})
+        return total
