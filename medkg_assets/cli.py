@@ -100,13 +100,17 @@ def _print_summary(config, namespace: str, profile: str) -> None:
 def search_command(args: argparse.Namespace) -> int:
     """The runbook's smoke test: rank a query against a materialised namespace × profile."""
     from medkg_assets.assets.retrieval import open_retriever
+    from medkg_assets.assets.serving import live_profile
     from medkg_assets.definitions import defs
     from medkg_assets.encoders.rerank import RerankerUnavailableError
     from medkg_assets.settings import get_config
 
     config = get_config()
     namespace = config.namespace(args.namespace).name
-    profile = config.profiles.get(args.profile or config.resolution.profile)
+    # Readers follow the serving alias: the live profile, unless one is asked for.
+    profile = config.profiles.get(
+        args.profile or live_profile(config, namespace) or config.resolution.profile
+    )
     resources = defs.resources
     retriever = open_retriever(
         config,
@@ -146,6 +150,94 @@ def search_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def promote_command(args: argparse.Namespace) -> int:
+    """Materialise `serving_alias` for a namespace (the checks + Recall@10 gate decides)."""
+    from medkg_assets.definitions import defs
+    from medkg_assets.partitions import register_namespaces
+    from medkg_assets.settings import get_config
+
+    config = get_config()
+    namespace = config.namespace(args.namespace).name
+    instance = _instance()
+    register_namespaces(instance, config.namespaces)
+    run_config = {"ops": {"serving_alias": {"config": {"profile": args.profile}}}} if args.profile else None
+    result = defs.resolve_job_def("serving_job").execute_in_process(
+        partition_key=namespace, instance=instance, run_config=run_config, raise_on_error=False
+    )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        print(f"promotion refused: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    _print_status(config, instance, [namespace])
+    return 0
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    """Run `rollback_job` for a namespace and say how long the switch took."""
+    import time
+
+    from medkg_assets.definitions import defs
+    from medkg_assets.settings import get_config
+
+    config = get_config()
+    namespace = config.namespace(args.namespace).name
+    instance = _instance()
+    started = time.perf_counter()
+    result = defs.resolve_job_def("rollback_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"roll_back_serving": {"config": {"namespace": namespace}}}},
+        raise_on_error=False,
+    )
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        print(f"rollback failed: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    print(f"rolled back {namespace} in {elapsed:.2f}s (run {result.run_id})")
+    _print_status(config, instance, [namespace])
+    return 0
+
+
+def _last_checks(instance, namespace: str, profile: str | None) -> str:
+    if profile is None:
+        return "-"
+    from medkg_assets.assets.serving import failing_checks
+
+    failing = failing_checks(instance, namespace, profile)
+    return "all passed" if not failing else "failing: " + ", ".join(failing)
+
+
+def _print_status(config, instance, namespaces: list[str]) -> None:
+    from medkg_assets.assets.serving import live_profile
+
+    candidate = config.candidate_profile
+    print(
+        f"environment={config.environment.name} baseline={config.resolution.baseline} "
+        f"candidate={candidate or 'none'} rollout={config.rollout_percentage}% "
+        f"canary={','.join(config.environment.rollout.canary_namespaces) or 'none'}"
+    )
+    print(
+        f"{'namespace':<20} {'live':<16} {'candidate':<16} {'in rollout':<10}  last checks (live | candidate)"
+    )
+    for name in namespaces:
+        live = live_profile(config, name)
+        target = candidate if config.in_rollout(name) else None
+        print(
+            f"{name:<20} {live or 'none':<16} {target or '-':<16} {'yes' if target else 'no':<10}  "
+            f"{_last_checks(instance, name, live)} | {_last_checks(instance, name, target)}"
+        )
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Per namespace: live profile, candidate, rollout percentage, last check results."""
+    from medkg_assets.settings import get_config
+
+    config = get_config()
+    names = [config.namespace(args.namespace).name] if args.namespace else sorted(config.namespaces)
+    _print_status(config, _instance(), names)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medkg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,11 +248,21 @@ def main(argv: list[str] | None = None) -> int:
     search = commands.add_parser("search", help="query a namespace × profile from the terminal")
     search.add_argument("query")
     search.add_argument("--namespace", default="medquad_sample")
-    search.add_argument("--profile", default=None, help="default: the environment's resolved profile")
+    search.add_argument("--profile", default=None, help="default: the live profile, else the resolved one")
     search.add_argument("--mode", choices=["dense", "sparse", "bm25", "hybrid", "rerank"], default="hybrid")
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--json", action="store_true", help="print hits as JSON")
     search.set_defaults(handler=search_command)
+    promote = commands.add_parser("promote", help="make a profile live for a namespace (gated)")
+    promote.add_argument("--namespace", required=True)
+    promote.add_argument("--profile", default=None, help="default: candidate in rollout, else baseline")
+    promote.set_defaults(handler=promote_command)
+    rollback = commands.add_parser("rollback", help="serve a namespace's previous profile again")
+    rollback.add_argument("--namespace", required=True)
+    rollback.set_defaults(handler=rollback_command)
+    status = commands.add_parser("status", help="live profile, candidate, rollout and checks per namespace")
+    status.add_argument("--namespace", default=None)
+    status.set_defaults(handler=status_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -12,8 +12,9 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from medkg_assets.assets import chunks, dense, dense_index, opensearch, retrieval, sparse, summary
+from medkg_assets.assets import chunks, dense, dense_index, opensearch, retrieval, serving, sparse, summary
 from medkg_assets.automation.jobs import JOBS
+from medkg_assets.automation.rollback import rollback_job
 from medkg_assets.automation.schedules import SCHEDULES
 from medkg_assets.automation.sensors import SENSORS
 from medkg_assets.partitions import register_namespaces
@@ -34,7 +35,7 @@ from medkg_assets.settings import (
 
 logger = logging.getLogger("medkg_assets")
 
-_STAGES = [chunks, dense, dense_index, sparse, opensearch, retrieval, summary]
+_STAGES = [chunks, dense, dense_index, sparse, opensearch, retrieval, summary, serving]
 
 
 def _register_configured_namespaces() -> None:
@@ -56,7 +57,7 @@ _register_configured_namespaces()
 defs = Definitions(
     assets=load_assets_from_modules(_STAGES),
     asset_checks=load_asset_checks_from_modules(_STAGES),
-    jobs=JOBS,
+    jobs=[*JOBS, rollback_job],
     sensors=SENSORS,
     schedules=SCHEDULES,
     resources={

@@ -39,6 +39,7 @@ MEDKG_MODELS_DIR = "MEDKG_MODELS_DIR"
 EMBEDDINGS_PROFILE = "EMBEDDINGS_PROFILE"
 EMBEDDING_PROFILE_SWAPPABLE = "EMBEDDING_PROFILE_SWAPPABLE"
 EMBEDDING_PROFILE_EXPERIMENT = "EMBEDDING_PROFILE_EXPERIMENT"
+PROFILE_ROLLOUT_PERCENTAGE = "PROFILE_ROLLOUT_PERCENTAGE"
 EMBEDDER_ENABLE_SPARSE = "EMBEDDER_ENABLE_SPARSE"
 EMBEDDER_ENABLE_RERANK = "EMBEDDER_ENABLE_RERANK"
 EMBEDDER_RERANK_BATCH_CAP = "EMBEDDER_RERANK_BATCH_CAP"
@@ -157,6 +158,37 @@ class ProjectConfig:
     @property
     def telemetry_labels(self) -> dict[str, str]:
         return self.resolution.labels
+
+    @property
+    def candidate_profile(self) -> str | None:
+        """EMBEDDING_PROFILE_EXPERIMENT: the profile being rolled out (validated at start-up)."""
+        return self.environ.get(EMBEDDING_PROFILE_EXPERIMENT, "").strip() or None
+
+    @cached_property
+    def rollout_percentage(self) -> int:
+        from medkg_assets.rollout.selection import parse_percentage
+
+        return parse_percentage(self.environ)
+
+    def in_rollout(self, namespace: str) -> bool:
+        """Whether `namespace` takes the candidate profile (canary list or hash percentage)."""
+        from medkg_assets.rollout.selection import rollout_set
+
+        canary = self.environment.rollout.canary_namespaces
+        return self.candidate_profile is not None and bool(
+            rollout_set([namespace], canary, self.rollout_percentage)
+        )
+
+    def profiles_for(self, namespace: str) -> list[str]:
+        """Profiles automation builds for `namespace`: the resolved one, plus the candidate in rollout."""
+        profiles = [self.resolution.profile]
+        if self.in_rollout(namespace) and self.candidate_profile not in profiles:
+            profiles.append(self.candidate_profile)
+        return profiles
+
+    def serving_target(self, namespace: str) -> str:
+        """The profile `serving_alias` makes live by default: the candidate in rollout, else the baseline."""
+        return self.candidate_profile if self.in_rollout(namespace) else self.resolution.baseline
 
     def namespace(self, name: str) -> NamespaceConfig:
         """The namespace called `name`; an unknown name lists the configured ones."""

@@ -8,6 +8,7 @@ from medkg_assets.partitions import namespace_profile_key
 from medkg_assets.settings import reset_config
 
 INGEST = AssetSelection.groups("ingest")
+SERVING = AssetSelection.groups("serving")
 
 
 def _all_assets_and_checks():
@@ -26,7 +27,7 @@ def ingest(instance, namespace):
 
 def index(instance, namespace, profile, selection=None, raise_on_error=True, tags=None):
     """Materialise the per-profile stages (default: everything after ingest) with their checks."""
-    selection = selection or (AssetSelection.all(include_sources=False) - INGEST)
+    selection = selection or (AssetSelection.all(include_sources=False) - INGEST - SERVING)
     return materialize(
         _all_assets_and_checks(),
         instance=instance,

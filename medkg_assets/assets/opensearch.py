@@ -9,6 +9,7 @@ from medkg_assets.assets.sparse import sparse_vectors
 from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
 from medkg_assets.resources.opensearch import OpenSearchResource, PublishError
 from medkg_assets.resources.telemetry import TelemetryResource
+from medkg_assets.rollout.serving import ServingState
 from medkg_assets.search.opensearch_mapping import (
     DEFAULT_SPARSE_FIELD,
     build_index_template,
@@ -95,7 +96,15 @@ def _opensearch_mapping(
         for c in chunks
     )
     try:
-        report = opensearch.publish(template_name(namespace_name, profile), template, index, alias, documents)
+        live = ServingState.load(paths.serving_state(namespace_name), namespace_name).live
+        report = opensearch.publish(
+            template_name(namespace_name, profile),
+            template,
+            index,
+            alias,
+            documents,
+            move_alias=live is None or live.profile == profile_name,
+        )
     except PublishError as error:
         raise Failure(description=f"namespace {namespace_name}, profile {profile_name}: {error}") from error
     return MaterializeResult(

@@ -9,6 +9,7 @@ from medkg_assets.partitions import namespace_partitions, namespace_profile_part
 from medkg_assets.settings import get_config
 
 INGEST_GROUP = "ingest"
+SERVING_GROUP = "serving"
 MEDKG_EXECUTOR = "MEDKG_EXECUTOR"
 
 
@@ -44,7 +45,7 @@ def index_job_for(kind: str):
     """The per-profile job for an executor kind; GPU placement follows the partition's profile."""
     return define_asset_job(
         "index_job",
-        selection=AssetSelection.all() - AssetSelection.groups(INGEST_GROUP),
+        selection=AssetSelection.all() - AssetSelection.groups(INGEST_GROUP, SERVING_GROUP),
         partitions_def=namespace_profile_partitions,
         executor_def=executor_definition(kind),
         config=PartitionedConfig(
@@ -58,6 +59,13 @@ def index_job_for(kind: str):
 
 index_job = index_job_for(executor_kind())
 
+serving_job = define_asset_job(
+    "serving_job",
+    selection=AssetSelection.groups(SERVING_GROUP),
+    partitions_def=namespace_partitions,
+    description="Promote a namespace's profile (checks + Recall@10 gate) and point its readers at it.",
+)
+
 release_checks_job = define_asset_job(
     "release_checks_job",
     selection=AssetSelection.all_asset_checks(),
@@ -65,4 +73,4 @@ release_checks_job = define_asset_job(
     description="Re-evaluate every release check of a partition without recomputing any asset.",
 )
 
-JOBS = [ingest_job, index_job, release_checks_job]
+JOBS = [ingest_job, index_job, serving_job, release_checks_job]

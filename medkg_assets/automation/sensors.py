@@ -32,6 +32,7 @@ SENSOR_INTERVAL_ENV = "MEDKG_SENSOR_INTERVAL_S"
 REINGEST_TAG = "medkg/reingest"
 NAMESPACE_TAG, PROFILE_TAG = "medkg/namespace", "medkg/profile"
 FINGERPRINT_TAG = "medkg/source_fingerprint"
+ROLLOUT_TAG = "medkg/rollout"
 
 
 def reingest_tags(namespace, profile_name: str, fingerprint: str | None = None) -> dict[str, str]:
@@ -96,21 +97,34 @@ def namespace_source_sensor(context: SensorEvaluationContext):
     run_status=DagsterRunStatus.SUCCESS,
     monitored_jobs=[ingest_job],
     request_job=index_job,
-    description="After a re-ingest run succeeds, index its namespace for the run's profile.",
+    description="After a re-ingest run succeeds, index its namespace for the run's profile, and for "
+    "EMBEDDING_PROFILE_EXPERIMENT too when the namespace is in the rollout set (canary).",
 )
 def index_after_ingest_sensor(context):
     tags = context.dagster_run.tags
     if tags.get(REINGEST_TAG) != "true":
         return SkipReason("not a re-ingestion run")
-    profile = get_config().profiles.get(tags[PROFILE_TAG])
-    return RunRequest(
-        run_key=f"{context.dagster_run.run_id}:{profile.name}",
-        partition_key=str(namespace_profile_key(tags[NAMESPACE_TAG], profile.name)),
-        tags={
-            **{k: v for k, v in tags.items() if k.startswith("medkg/")},
-            **profile_run_tags(profile, executor_kind()),
-        },
-    )
+    settings = get_config()
+    namespace = tags[NAMESPACE_TAG]
+    profiles = [tags[PROFILE_TAG]]
+    if settings.in_rollout(namespace) and settings.candidate_profile not in profiles:
+        profiles.append(settings.candidate_profile)
+    requests = []
+    for name in profiles:
+        profile = settings.profiles.get(name)
+        requests.append(
+            RunRequest(
+                run_key=f"{context.dagster_run.run_id}:{profile.name}",
+                partition_key=str(namespace_profile_key(namespace, profile.name)),
+                tags={
+                    **{k: v for k, v in tags.items() if k.startswith("medkg/")},
+                    PROFILE_TAG: profile.name,
+                    ROLLOUT_TAG: "candidate" if name == settings.candidate_profile else "baseline",
+                    **profile_run_tags(profile, executor_kind()),
+                },
+            )
+        )
+    return requests
 
 
 SENSORS = [namespace_source_sensor, index_after_ingest_sensor]

@@ -43,11 +43,17 @@ class AutomationSpec(_Strict):
     backfill_partitions_per_run: int = Field(default=1, ge=1)
 
 
+class RolloutSpec(_Strict):
+    # Namespaces that always take EMBEDDING_PROFILE_EXPERIMENT (the canary), before any percentage.
+    canary_namespaces: list[str] = Field(default_factory=list)
+
+
 class EnvironmentConfig(_Strict):
     name: str
     embedding: EmbeddingEnvironmentSpec
     storage: StorageSpec = StorageSpec()
     automation: AutomationSpec = AutomationSpec()
+    rollout: RolloutSpec = RolloutSpec()
 
 
 def load_environment(config_dir: Path, name: str) -> EnvironmentConfig:

@@ -62,8 +62,14 @@ class OpenSearchResource(ConfigurableResource):
         alias: str,
         documents: Iterable[dict[str, Any]],
         client=None,
+        move_alias: bool = True,
     ) -> PublishReport:
-        from opensearchpy import NotFoundError, helpers
+        """Write the versioned index and verify its count; then move `alias` to it if `move_alias`.
+
+        A candidate profile is published with `move_alias=False`: readers switch only when
+        `serving_alias` promotes it.
+        """
+        from opensearchpy import helpers
 
         client = client or self.client()
         client.indices.put_index_template(name=template_name, body=template)
@@ -79,6 +85,14 @@ class OpenSearchResource(ConfigurableResource):
             raise PublishError(
                 f"{index} holds {count} documents, {written} were written; alias {alias} not moved"
             )
+        previous = self.point_alias(alias, index, client) if move_alias else []
+        return PublishReport(index=index, alias=alias, documents=count, previous_indices=previous)
+
+    def point_alias(self, alias: str, index: str, client=None) -> list[str]:
+        """Move `alias` to `index` in one atomic `_aliases` call; returns the indices it left."""
+        from opensearchpy import NotFoundError
+
+        client = client or self.client()
         try:
             previous = sorted(client.indices.get_alias(name=alias))
         except NotFoundError:
@@ -86,4 +100,4 @@ class OpenSearchResource(ConfigurableResource):
         actions = [{"remove": {"index": old, "alias": alias}} for old in previous if old != index]
         actions.append({"add": {"index": index, "alias": alias}})
         client.indices.update_aliases(body={"actions": actions})
-        return PublishReport(index=index, alias=alias, documents=count, previous_indices=previous)
+        return previous

@@ -53,6 +53,11 @@ def atomic_write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return len(lines)
 
 
+def read_json_or(path: Path, default: Any) -> Any:
+    """A JSON file's content, or `default` when it does not exist yet."""
+    return json.loads(path.read_text()) if path.exists() else default
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]

@@ -16,6 +16,10 @@ class ArtifactLayout:
     def namespace_dir(self, namespace: str) -> Path:
         return self.data_dir / "namespaces" / namespace
 
+    def serving_state(self, namespace: str) -> Path:
+        """Which profile the namespace serves, and the ones it served before (rollback targets)."""
+        return self.namespace_dir(namespace) / "serving.json"
+
     def documents(self, namespace: str) -> Path:
         return self.namespace_dir(namespace) / "documents.jsonl"
 

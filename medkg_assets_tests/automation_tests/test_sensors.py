@@ -99,7 +99,7 @@ def test_index_sensor_requests_the_profile_run_after_a_successful_ingest(config_
         dagster_run=result.dagster_run,
         dagster_event=result.get_run_success_event(),
     )
-    follow_up = index_after_ingest_sensor(context)
+    [follow_up] = index_after_ingest_sensor(context)
     assert follow_up.partition_key == "tiny|minilm_cpu"
     assert follow_up.run_key == f"{result.run_id}:minilm_cpu"
     assert follow_up.tags["medkg/tenant"] == "tenant-a"

@@ -1,0 +1,1 @@
+"""Safe profile rollout: which namespaces take a candidate profile, and which profile is live."""
