@@ -150,6 +150,14 @@ def search_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failure_reason(result) -> str:
+    """The step failure's own description (a Dagster `Failure`), else the error message."""
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data
+    if failure.user_failure_data is not None and failure.user_failure_data.description:
+        return failure.user_failure_data.description
+    return failure.error.message.strip()
+
+
 def promote_command(args: argparse.Namespace) -> int:
     """Materialise `serving_alias` for a namespace (the checks + Recall@10 gate decides)."""
     from medkg_assets.definitions import defs
@@ -165,8 +173,7 @@ def promote_command(args: argparse.Namespace) -> int:
         partition_key=namespace, instance=instance, run_config=run_config, raise_on_error=False
     )
     if not result.success:
-        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        print(f"promotion refused: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        print(f"promotion refused: {_failure_reason(result)}", file=sys.stderr)
         return 1
     _print_status(config, instance, [namespace])
     return 0
@@ -190,8 +197,7 @@ def rollback_command(args: argparse.Namespace) -> int:
     )
     elapsed = time.perf_counter() - started
     if not result.success:
-        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        print(f"rollback failed: {failure.event_specific_data.error.message.strip()}", file=sys.stderr)
+        print(f"rollback failed: {_failure_reason(result)}", file=sys.stderr)
         return 1
     print(f"rolled back {namespace} in {elapsed:.2f}s (run {result.run_id})")
     _print_status(config, instance, [namespace])

