@@ -1,4 +1,4 @@
-"""What every asset needs from its Dagster context: partition dimensions and shared metadata."""
+"""What every asset shares: partition handling, the access guard, telemetry batches, metadata."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from medkg_assets.automation.k8s import K8S_CONFIG_TAG, gpu_k8s_config, profile_run_tags
 from medkg_assets.settings import get_config
 
@@ -97,3 +99,13 @@ def test_cpu_profile_gets_no_gpu_anywhere_on_k8s():
     )
     pod = step_pod("dense_embeddings", run_config)
     assert not pod.node_selector and not (pod.containers[0].resources and pod.containers[0].resources.limits)
+
+
+def test_grouped_backfill_runs_are_refused_on_kubernetes_and_drop_placement_locally():
+    from medkg_assets.automation.jobs import index_job_for
+    from medkg_assets.config import ConfigError
+
+    with pytest.raises(ConfigError, match="backfill_partitions_per_run: 1"):
+        index_job_for("k8s", partitions_per_run=2)
+    assert index_job_for("multiprocess", partitions_per_run=2).config is None
+    assert index_job_for("multiprocess", partitions_per_run=1).config is not None

@@ -330,3 +330,46 @@ def test_rerun_push_replaces_the_groups_values(monitoring, tmp_path):
     publish(sample_metrics(namespace, generated=5), tmp_path, environ, grouping(namespace))
 
     query_until(prometheus_url, selector, 5)
+
+
+@pytest.mark.slow
+def test_a_pipeline_run_and_a_refused_tenant_show_up_in_prometheus(monitoring, config_dir, monkeypatch):
+    """The operator's view: a real run's stage metrics and a cross-tenant refusal, queried back."""
+    from dagster import DagsterInstance, materialize
+
+    from medkg_assets.assets.chunks import chunks, source_documents
+    from medkg_assets.partitions import register_namespaces
+    from medkg_assets.resources.telemetry import TelemetryResource
+    from medkg_assets.settings import get_config, reset_config
+    from medkg_assets_tests.pipeline import AssetSelection, index, ingest, metadata
+
+    gateway_url, prometheus_url = monitoring
+    monkeypatch.setenv(PUSHGATEWAY_URL_ENV, gateway_url)
+    reset_config()
+    with DagsterInstance.ephemeral() as instance:
+        register_namespaces(instance, get_config().namespaces)
+        ingest(instance, "tiny")
+        dense = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.keys("dense_embeddings"))
+        generated = metadata(dense, "dense_embeddings")["embeddings_generated"]
+        refused = materialize(
+            [source_documents, chunks],
+            instance=instance,
+            partition_key="tiny",
+            tags={"medkg/tenant": "intruder"},
+            raise_on_error=False,
+            resources={"telemetry": TelemetryResource()},
+        )
+    assert generated > 0 and not refused.success
+    query_until(
+        prometheus_url,
+        'medicalkg_embeddings_generated_total{namespace="tiny",profile="minilm_cpu",stage="dense"}',
+        generated,
+    )
+    query_until(
+        prometheus_url,
+        'medicalkg_embedding_duration_seconds_count{namespace="tiny",profile="minilm_cpu",stage="dense"}',
+        1,
+    )
+    query_until(
+        prometheus_url, 'medicalkg_cross_tenant_access_attempts_total{namespace="tiny",tenant="intruder"}', 1
+    )
