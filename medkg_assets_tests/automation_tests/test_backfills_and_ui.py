@@ -156,6 +156,7 @@ def test_asset_graph_lists_the_medkg_assets_and_checks_in_chromium(server, tmp_p
         "opensearch_mapping",
         "rerank_manifest",
         "processing_summary",
+        "serving_alias",
     ):
         assert asset in page.stdout, f"{asset} not in the asset catalog page"
     assert "faiss_self_recall" in checks.stdout and "dense_dimension_matches_profile" in checks.stdout
