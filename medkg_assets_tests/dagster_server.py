@@ -2,18 +2,15 @@
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 
 from medkg_assets.settings import PROJECT_ROOT
 from medkg_assets_tests.conftest import make_tiny_project
-from medkg_assets_tests.processes import free_port, stop_process_group
+from medkg_assets_tests.processes import free_port, start_until_ready, stop_process_group
 
 
 class DagsterServer:
@@ -55,48 +52,30 @@ def start_dagster_dev(
         "HF_HUB_OFFLINE": "1",
     }
     log_path = root / "dagster_dev.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            str(PROJECT_ROOT / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+    server = DagsterServer(f"http://127.0.0.1:{port}", root / "data", log_path)
+
+    def code_location_loaded() -> bool:
+        try:
+            data = server.graphql(
+                "{ workspaceOrError { __typename ... on Workspace { locationEntries "
+                "{ locationOrLoadError { __typename } } } } }"
+            )
+        except (requests.RequestException, AssertionError):
+            return False
+        entries = data["workspaceOrError"]["locationEntries"]
+        return bool(entries) and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+    process = start_until_ready(
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
+        log_path,
+        code_location_loaded,
+        startup_timeout_s,
+        poll_s=2,
         cwd=PROJECT_ROOT,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
-    server = DagsterServer(f"http://127.0.0.1:{port}", root / "data", log_path)
-    deadline = time.monotonic() + startup_timeout_s
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"dagster dev exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                data = server.graphql(
-                    "{ workspaceOrError { __typename ... on Workspace { locationEntries "
-                    "{ locationOrLoadError { __typename } } } } }"
-                )
-                entries = data["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
-                    break
-            except (requests.RequestException, AssertionError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"dagster dev not ready after {startup_timeout_s}s:\n{log_path.read_text()[-3000:]}"
-                )
-            time.sleep(2)
         yield server
     finally:
         stop_process_group(process)
-        log.close()

@@ -2,16 +2,15 @@
 dashboard panels use only metrics the pipeline exports, and the unit tests can fail."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from medkg_assets.settings import PROJECT_ROOT
+from medkg_assets_tests.processes import require_binary
 
 MONITORING = PROJECT_ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "embeddings.rules.yaml"
@@ -63,13 +62,7 @@ RECORDED_NAME = re.compile(r"\bmedicalkg:[\w:]+")
 
 def promtool() -> str:
     """Path to promtool; skip without it, but fail in CI where it must be installed."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is not installed (Debian package `prometheus`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_binary("promtool", "it comes with the Debian package `prometheus`")
 
 
 def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:

