@@ -75,6 +75,7 @@ class ProfileResolution(BaseModel):
     baseline: str
     reason: str
     labels: dict[str, str]
+    experiment: str | None = None
 
 
 def resolve_profile(
@@ -100,7 +101,9 @@ def resolve_profile(
         "embedding_profile_experiment": experiment or "none",
     }
     if override is None or override == baseline:
-        return ProfileResolution(profile=baseline, baseline=baseline, reason="baseline", labels=labels)
+        return ProfileResolution(
+            profile=baseline, baseline=baseline, reason="baseline", labels=labels, experiment=experiment
+        )
     manifest.get(override)
     if environment.name in PERMISSIVE_ENVIRONMENTS:
         reason = f"{EMBEDDINGS_PROFILE} override allowed in {environment.name}"
@@ -119,7 +122,9 @@ def resolve_profile(
             f"{EMBEDDING_PROFILE_EXPERIMENT}={override} together with "
             f"{EMBEDDINGS_PROFILE}={override} to run it as an experiment."
         )
-    return ProfileResolution(profile=override, baseline=baseline, reason=reason, labels=labels)
+    return ProfileResolution(
+        profile=override, baseline=baseline, reason=reason, labels=labels, experiment=experiment
+    )
 
 
 class ProjectConfig:
@@ -162,7 +167,7 @@ class ProjectConfig:
     @property
     def candidate_profile(self) -> str | None:
         """EMBEDDING_PROFILE_EXPERIMENT: the profile being rolled out (validated at start-up)."""
-        return self.environ.get(EMBEDDING_PROFILE_EXPERIMENT, "").strip() or None
+        return self.resolution.experiment
 
     @cached_property
     def rollout_percentage(self) -> int:
@@ -179,9 +184,10 @@ class ProjectConfig:
             rollout_set([namespace], canary, self.rollout_percentage)
         )
 
-    def profiles_for(self, namespace: str) -> list[str]:
-        """Profiles automation builds for `namespace`: the resolved one, plus the candidate in rollout."""
-        profiles = [self.resolution.profile]
+    def profiles_for(self, namespace: str, primary: str | None = None) -> list[str]:
+        """Profiles automation builds for `namespace`: `primary` (default: the resolved profile),
+        plus the candidate when the namespace is in the rollout."""
+        profiles = [primary or self.resolution.profile]
         if self.in_rollout(namespace) and self.candidate_profile not in profiles:
             profiles.append(self.candidate_profile)
         return profiles

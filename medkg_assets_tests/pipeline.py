@@ -78,6 +78,25 @@ def release_checks(instance, namespace, profile):
     )
 
 
+def index_requests_after_ingest(instance, request):
+    """Run `ingest_job` for a re-ingest `request` of the source sensor, then evaluate
+    `index_after_ingest_sensor` on that run: (ingest result, the index run requests)."""
+    from dagster import build_run_status_sensor_context
+
+    from medkg_assets.automation.sensors import index_after_ingest_sensor
+
+    result = defs.resolve_job_def("ingest_job").execute_in_process(
+        partition_key=request.partition_key, instance=instance, tags=request.tags
+    )
+    context = build_run_status_sensor_context(
+        sensor_name="index_after_ingest_sensor",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+    )
+    return result, index_after_ingest_sensor(context)
+
+
 def partition_tags(namespace, profile):
     return {
         "dagster/partition": str(namespace_profile_key(namespace, profile)),

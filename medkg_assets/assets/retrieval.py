@@ -45,7 +45,7 @@ from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.search.fusion import collapse_to_documents
 from medkg_assets.search.retrieval import Retriever
 from medkg_assets.settings import EMBEDDER_ENABLE_RERANK, ProjectConfig, get_config
-from medkg_assets.storage.atomic import atomic_write_json
+from medkg_assets.storage.atomic import atomic_write_json, read_json_or
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
@@ -303,7 +303,7 @@ def _recall_at_10(context: AssetCheckExecutionContext, partition_key: str) -> As
     # Recompute from the manifest's final ranking rather than trusting its stored figures.
     final = evaluate(final_ranking(manifest), eval_set.qrels)
     history_path = paths.recall_history(namespace_name, profile_name)
-    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    history = read_json_or(history_path, [])
     previous = history[-1]["recall@10"] if history else None
     floor = expected_floor(settings.config_dir / "expected_scores.yaml", namespace_name, profile_name)
     verdict = judge_quality(final["recall@10"], floor, previous)

@@ -106,11 +106,8 @@ def index_after_ingest_sensor(context):
         return SkipReason("not a re-ingestion run")
     settings = get_config()
     namespace = tags[NAMESPACE_TAG]
-    profiles = [tags[PROFILE_TAG]]
-    if settings.in_rollout(namespace) and settings.candidate_profile not in profiles:
-        profiles.append(settings.candidate_profile)
     requests = []
-    for name in profiles:
+    for name in settings.profiles_for(namespace, tags[PROFILE_TAG]):
         profile = settings.profiles.get(name)
         requests.append(
             RunRequest(

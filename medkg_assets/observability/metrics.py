@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from prometheus_client import (
     write_to_textfile,
 )
 
-from medkg_assets.storage.atomic import atomic_write_json
+from medkg_assets.storage.atomic import atomic_write_json, read_json_or
 
 PUSHGATEWAY_URL_ENV = "PROMETHEUS_PUSHGATEWAY_URL"
 DEFAULT_JOB = "medkg_assets"
@@ -236,7 +235,7 @@ def increment_total(path: Path, key: str) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        totals = json.loads(path.read_text()) if path.exists() else {}
+        totals = read_json_or(path, {})
         totals[key] = int(totals.get(key, 0)) + 1
         atomic_write_json(path, totals)
     return totals[key]

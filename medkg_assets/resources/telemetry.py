@@ -21,6 +21,7 @@ from medkg_assets.observability.events import (
     KAFKA_BOOTSTRAP_SERVERS_ENV,
     EventError,
     EventKind,
+    EventSink,
     KafkaDeliveryError,
     StageBatchPayload,
     build_event,
@@ -93,8 +94,10 @@ class TelemetryResource(ConfigurableResource):
         if result.push_error is not None:
             log.warning(f"metrics kept in {result.textfile}; {result.push_error}")
 
-    def _emit(self, log: DagsterLogManager, kind: EventKind, namespace: str, run_id: str, payload) -> None:
-        sink = event_sink_from_env(self._environ(), get_config().data_dir)
+    @staticmethod
+    def _emit(
+        log: DagsterLogManager, sink: EventSink, kind: EventKind, namespace: str, run_id: str, payload
+    ) -> None:
         try:
             sink.emit(build_event(kind, namespace=namespace, run_id=run_id, payload=payload))
         except (KafkaDeliveryError, OSError) as error:
@@ -114,7 +117,8 @@ class TelemetryResource(ConfigurableResource):
         """Emit `started`, then `completed` with the batch's figures or `failed` with its error."""
         figures = BatchFigures(provider=provider)
         base = StageBatchPayload(tenant_id=tenant, profile=profile, stage=stage, provider=provider)
-        self._emit(log, EventKind.STARTED, namespace, run_id, base)
+        sink = event_sink_from_env(self._environ(), get_config().data_dir)  # one per batch
+        self._emit(log, sink, EventKind.STARTED, namespace, run_id, base)
         metrics = PipelineMetrics()
         started = time.perf_counter()
         try:
@@ -127,7 +131,7 @@ class TelemetryResource(ConfigurableResource):
             failed = base.model_copy(
                 update={"duration_ms": round(duration * 1000, 3), "error": EventError.from_exception(cause)}
             )
-            self._emit(log, EventKind.FAILED, namespace, run_id, failed)
+            self._emit(log, sink, EventKind.FAILED, namespace, run_id, failed)
             raise
         duration = time.perf_counter() - started
         metrics.observe_stage(
@@ -156,7 +160,7 @@ class TelemetryResource(ConfigurableResource):
                 "cache_misses": figures.cache_misses,
             }
         )
-        self._emit(log, EventKind.COMPLETED, namespace, run_id, completed)
+        self._emit(log, sink, EventKind.COMPLETED, namespace, run_id, completed)
 
     def count_denied(self, log: DagsterLogManager, namespace: str, tenant: str) -> int:
         """Count a refused cross-tenant attempt; returns the namespace's running total for `tenant`.

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from medkg_assets.storage.atomic import atomic_write_json
+from medkg_assets.storage.atomic import atomic_write_json, read_json_or
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ def evaluate_parity(
     The first run, or a run whose chunks or profile fingerprint changed, records a new
     baseline; otherwise a differing hash fails (something other than the inputs changed).
     """
-    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    baseline = read_json_or(baseline_path, None)
     same_inputs = (
         baseline is not None
         and baseline["chunks_digest"] == chunks_digest

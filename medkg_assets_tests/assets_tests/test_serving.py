@@ -6,16 +6,15 @@ import time
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, build_run_status_sensor_context
+from dagster import AssetKey, DagsterInstance, build_sensor_context
 
-from medkg_assets.automation.sensors import index_after_ingest_sensor, namespace_source_sensor
+from medkg_assets.automation.sensors import namespace_source_sensor
 from medkg_assets.cli import main as medkg
-from medkg_assets.definitions import defs
 from medkg_assets.partitions import register_namespaces
 from medkg_assets.rollout.serving import ServingState
 from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
-from medkg_assets_tests.pipeline import index, ingest
+from medkg_assets_tests.pipeline import index, index_requests_after_ingest, ingest
 
 pytestmark = pytest.mark.slow
 BASELINE, CANDIDATE = "minilm_cpu", "minilm_hnsw_cpu"  # same vectors, flat vs HNSW index
@@ -118,19 +117,8 @@ def test_percentage_rollout_and_the_canary_sensor_build_the_candidate_alongside(
     assert get_config().profiles_for("tiny") == [BASELINE]
     start_rollout(config_dir, monkeypatch, percentage=100)
     assert get_config().profiles_for("tiny") == [BASELINE, CANDIDATE]
-    from dagster import build_sensor_context
-
     [request] = namespace_source_sensor(build_sensor_context(instance=instance)).run_requests
-    result = defs.resolve_job_def("ingest_job").execute_in_process(
-        partition_key="tiny", instance=instance, tags=request.tags
-    )
-    context = build_run_status_sensor_context(
-        sensor_name="index_after_ingest_sensor",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_success_event(),
-    )
-    requests = index_after_ingest_sensor(context)
+    _, requests = index_requests_after_ingest(instance, request)
     assert [(r.partition_key, r.tags["medkg/rollout"]) for r in requests] == [
         (f"tiny|{BASELINE}", "baseline"),
         (f"tiny|{CANDIDATE}", "candidate"),

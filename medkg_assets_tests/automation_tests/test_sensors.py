@@ -7,15 +7,14 @@ from dagster import (
     DagsterRunStatus,
     SensorResult,
     SkipReason,
-    build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,
 )
 
 from medkg_assets.automation.schedules import full_reingest_schedule
-from medkg_assets.automation.sensors import index_after_ingest_sensor, namespace_source_sensor
+from medkg_assets.automation.sensors import namespace_source_sensor
 from medkg_assets.settings import reset_config
-from medkg_assets_tests.pipeline import defs
+from medkg_assets_tests.pipeline import index_requests_after_ingest
 
 
 def tick(instance, cursor=None):
@@ -89,17 +88,7 @@ def test_unreadable_namespace_is_logged_and_others_continue(config_dir, instance
 
 
 def test_index_sensor_requests_the_profile_run_after_a_successful_ingest(config_dir, instance):
-    request = tick(instance).run_requests[0]
-    result = defs.resolve_job_def("ingest_job").execute_in_process(
-        partition_key="tiny", instance=instance, tags=request.tags
-    )
-    context = build_run_status_sensor_context(
-        sensor_name="index_after_ingest_sensor",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_success_event(),
-    )
-    [follow_up] = index_after_ingest_sensor(context)
+    result, [follow_up] = index_requests_after_ingest(instance, tick(instance).run_requests[0])
     assert follow_up.partition_key == "tiny|minilm_cpu"
     assert follow_up.run_key == f"{result.run_id}:minilm_cpu"
     assert follow_up.tags["medkg/tenant"] == "tenant-a"
