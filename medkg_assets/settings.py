@@ -17,10 +17,10 @@ from medkg_assets.config import (
     NamespaceConfig,
     ProfileManifest,
     load_environment,
-    load_namespaces,
     load_profiles,
 )
 from medkg_assets.config.environments import PERMISSIVE_ENVIRONMENTS
+from medkg_assets.config.namespaces import scan_namespaces
 
 logger = logging.getLogger("medkg_assets")
 if not logger.handlers:  # the start-up banner must show in `dagster dev` and code-server logs
@@ -137,9 +137,10 @@ class ProjectConfig:
         self.project_root = self.config_dir.resolve().parent
         self.environment = load_environment(self.config_dir, env_name)
         self.profiles = load_profiles(self.config_dir / "embedding_profiles.yaml")
-        self.namespaces: dict[str, NamespaceConfig] = load_namespaces(
-            self.config_dir / "namespaces", self.project_root
-        )
+        self._namespace_registry = scan_namespaces(self.config_dir / "namespaces", self.project_root)
+        self.namespaces: dict[str, NamespaceConfig] = self._namespace_registry.namespaces
+        # Files skipped because their name cannot be a namespace: path → message with the fix.
+        self.invalid_namespace_files: dict[Path, str] = self._namespace_registry.invalid_files
         self.resolution = resolve_profile(self.environment, self.profiles, self.environ)
         self.enable_sparse = parse_flag(self.environ, EMBEDDER_ENABLE_SPARSE, default=True)
         self.enable_rerank = parse_flag(self.environ, EMBEDDER_ENABLE_RERANK, default=True)
@@ -201,18 +202,30 @@ class ProjectConfig:
         try:
             return self.namespaces[name]
         except KeyError:
+            skipped = self._namespace_registry.invalid_file_for(name)
+            if skipped:
+                raise ConfigError(f"namespace {name!r} is not loaded: {skipped}") from None
             known = ", ".join(sorted(self.namespaces)) or "none"
             raise ConfigError(
                 f"unknown namespace {name!r}; add {self.config_dir / 'namespaces' / (name + '.yaml')}"
                 f" (configured: {known})"
             ) from None
 
+    def warnings(self) -> list[str]:
+        """Start-up problems that do not stop the process (logged once by `get_config`)."""
+        return [f"namespace file skipped: {message}" for message in self.invalid_namespace_files.values()]
+
     def banner(self) -> str:
         labels = " ".join(f"{k}={v}" for k, v in sorted(self.telemetry_labels.items()))
+        skipped = (
+            f" skipped_namespace_files={','.join(str(p) for p in self.invalid_namespace_files)} (rename them)"
+            if self.invalid_namespace_files
+            else ""
+        )
         return (
             f"medkg-assets: environment={self.environment.name} "
             f"profile={self.resolution.profile} (baseline {self.resolution.baseline}; "
-            f"{self.resolution.reason}) data_dir={self.data_dir} {labels}"
+            f"{self.resolution.reason}) data_dir={self.data_dir} {labels}{skipped}"
         )
 
 
@@ -225,6 +238,8 @@ def get_config() -> ProjectConfig:
     if _loaded is None:
         _loaded = ProjectConfig()
         logger.info(_loaded.banner())
+        for warning in _loaded.warnings():
+            logger.warning(warning)
     return _loaded
 
 

@@ -130,3 +130,44 @@ def test_start_up_banner_is_logged_once(caplog):
         get_config()
     banners = [r.message for r in caplog.records if "medkg-assets: environment=" in r.message]
     assert len(banners) == 1 and "embedding_profile_swappable=false" in banners[0]
+
+
+def project_with_badly_named_namespace(tmp_path):
+    import shutil
+
+    from medkg_assets.settings import PROJECT_ROOT
+
+    config_dir = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config_dir)
+    bad = config_dir / "namespaces" / "bad name.yaml"
+    shutil.copy(config_dir / "namespaces" / "medquad_sample.yaml", bad)
+    return config_dir, bad
+
+
+def test_badly_named_namespace_file_leaves_the_others_usable(tmp_path):
+    config_dir, bad = project_with_badly_named_namespace(tmp_path)
+    config = load("development", MEDKG_CONFIG_DIR=str(config_dir))
+    assert config.namespace("medquad_sample").name == "medquad_sample"
+    assert "bad name" not in config.namespaces
+    assert list(config.invalid_namespace_files) == [bad]
+    with pytest.raises(ConfigError) as error:
+        config.namespace("bad name")
+    assert str(bad) in str(error.value) and "rename" in str(error.value)
+    assert str(bad) in config.banner()
+
+
+def test_badly_named_namespace_file_is_warned_about_at_start_up(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from medkg_assets.settings import get_config, reset_config
+
+    config_dir, bad = project_with_badly_named_namespace(tmp_path)
+    monkeypatch.setenv("MEDKG_CONFIG_DIR", str(config_dir))
+    reset_config()
+    try:
+        with caplog.at_level(logging.INFO, logger="medkg_assets"):
+            get_config()
+    finally:
+        reset_config()
+    warned = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and str(bad) in warned[0] and "rename" in warned[0]

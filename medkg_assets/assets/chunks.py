@@ -16,6 +16,7 @@ from medkg_assets.progress import Progress
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import ProjectConfig, get_config
 from medkg_assets.storage.atomic import atomic_write_jsonl, read_jsonl
+from medkg_assets.storage.layout import CHUNKS_FILE
 from medkg_assets.text.chunking import Chunk, chunk_document, load_tokenizer
 from medkg_assets.text.documents import BadInputError, Document, read_documents
 from medkg_assets.text.token_budget import BudgetResult, apply_token_budget
@@ -53,11 +54,20 @@ def _source_documents(context: AssetExecutionContext, namespace_name: str) -> Ma
         ) from error
     for skipped in result.skipped:
         context.log.warning(f"skipped bad record {skipped}")
+    if result.ignored:
+        shown = ", ".join(result.ignored[:20]) + (" …" if len(result.ignored) > 20 else "")
+        context.log.warning(
+            f"namespace {namespace.name}: ignored {len(result.ignored)} file(s) in "
+            f"{namespace.source_path} that are not .jsonl, .txt, .md or .markdown: {shown} — "
+            "convert them to a supported format, or move them out of the source folder"
+        )
     count = atomic_write_jsonl(
         layout(config).documents(namespace.name), (d.to_record() for d in result.documents)
     )
     context.log.info(f"{namespace.name}: {count} documents from {len(result.files)} file(s)")
     skipped_rows = [[r.file, r.line or "", r.reason] for r in result.skipped[:50]]
+    ignored_shown = result.ignored[:50]
+    more_ignored = len(result.ignored) - len(ignored_shown)
     return MaterializeResult(
         metadata={
             "documents": count,
@@ -65,6 +75,12 @@ def _source_documents(context: AssetExecutionContext, namespace_name: str) -> Ma
             "skipped_records": len(result.skipped),
             "skipped": markdown_table(["file", "line", "reason"], skipped_rows)
             if skipped_rows
+            else MetadataValue.text("none"),
+            "ignored_files": len(result.ignored),
+            "ignored": MetadataValue.text(
+                "\n".join(ignored_shown) + (f"\n… and {more_ignored} more" if more_ignored else "")
+            )
+            if ignored_shown
             else MetadataValue.text("none"),
             "source": MetadataValue.path(str(namespace.source_path)),
             "tenant_id": namespace.tenant_id,
@@ -110,7 +126,10 @@ def _chunks(context: AssetExecutionContext, namespace_name: str) -> MaterializeR
         ]
         progress.advance(1)
     progress.close()
-    atomic_write_jsonl(paths.chunks(namespace.name), records)
+    store = paths.chunk_store(namespace.name)
+    with store.build() as scratch:  # a new version; indexes built from older ones still read theirs
+        atomic_write_jsonl(scratch / CHUNKS_FILE, records)
+    version = store.current.name
     token_counts = [r["token_count"] for r in records] or [0]
     per_doc = len(records) / len(documents) if documents else 0.0
     return MaterializeResult(
@@ -133,7 +152,8 @@ def _chunks(context: AssetExecutionContext, namespace_name: str) -> MaterializeR
             ),
             "duration_s": round(progress.elapsed, 3),
             "documents_per_s": round(progress.rate, 1),
-            "path": MetadataValue.path(str(paths.chunks(namespace.name))),
+            "chunk_version": version,
+            "path": MetadataValue.path(str(paths.chunks(namespace.name, version))),
             **telemetry_metadata(config),
         }
     )
@@ -151,14 +171,23 @@ def _budgeted(
     return apply_token_budget(records, tokens, budget, policy)
 
 
-def profile_chunks(config: ProjectConfig, namespace_name: str, profile: EmbeddingProfile) -> BudgetResult:
-    """The namespace's chunks as a profile encodes them: each within the token budget.
+def current_chunk_version(config: ProjectConfig, namespace_name: str) -> str:
+    """The namespace's current chunk version (what a per-profile stage builds from)."""
+    return layout(config).chunks(namespace_name).parent.name
+
+
+def profile_chunks(
+    config: ProjectConfig, namespace_name: str, profile: EmbeddingProfile, chunk_version: str
+) -> BudgetResult:
+    """One chunk version of the namespace as a profile encodes them: each within the token budget.
 
     The budget is the namespace's `max_tokens` (capped by the model's), counted with the profile's
     tokenizer; every per-profile stage reads chunks through here, so all see the same chunk ids.
+    The version is explicit: builders take the current one and record it, readers pass the one
+    their index records (storage/pinning.py).
     """
     namespace = config.namespace(namespace_name)
-    chunks_file = layout(config).chunks(namespace_name)
+    chunks_file = layout(config).chunks(namespace_name, chunk_version)
     stat = chunks_file.stat()
     return _budgeted(
         chunks_file,

@@ -17,7 +17,7 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.chunks import chunks, profile_chunks
+from medkg_assets.assets.chunks import chunks, current_chunk_version, profile_chunks
 from medkg_assets.assets.context import (
     check_each_partition,
     for_each_partition,
@@ -97,7 +97,8 @@ def _dense_embeddings(
     paths = layout(config)
     try:  # device first: a GPU profile on a CPU host fails with its own error type, before any work
         dense_encoder.check_device(profile)
-        budget = profile_chunks(config, namespace_name, profile)
+        chunk_version = current_chunk_version(config, namespace_name)
+        budget = profile_chunks(config, namespace_name, profile, chunk_version)
     except EncoderError as error:
         raise stage_failure(where, error) from error
     records = budget.chunks
@@ -140,6 +141,7 @@ def _dense_embeddings(
         dims=profile.dense.dims,
         normalized=profile.dense.normalize,
         cache_key=f"{profile.fingerprint}:{ENCODING_VERSION}",
+        chunk_version=chunk_version,
     )
     with store.build() as scratch:
         artifact.write(scratch, namespace.tenant_id)
@@ -166,6 +168,7 @@ def _dense_embeddings(
             "model": profile.dense.model,
             "fingerprint": profile.fingerprint,
             "dense_hash": dense_hash,
+            "chunk_version": chunk_version,
             "chunks_over_budget": budget.over_budget,
             "chunks_resplit": budget.resplit,
             "chunks_rejected": len(budget.rejected),

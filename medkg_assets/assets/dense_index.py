@@ -75,6 +75,7 @@ def _faiss_index(
         "dims": int(built.index.d),
         "metric": "inner_product",
         "fingerprint": profile.fingerprint,
+        "chunk_version": dense.chunk_version,
         "built_on_gpu": built.on_gpu,
         "notes": built.notes,
     }

@@ -1,6 +1,7 @@
 """Stage 4: judged retrieval over the eval set — dense, SPLADE, BM25, fusion, CrossEncoder rerank —
 written as the rerank manifest, guarded by the blocking Recall@10 check."""
 
+import hashlib
 import json
 import statistics
 import time
@@ -9,8 +10,10 @@ from datetime import UTC, datetime
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -29,10 +32,11 @@ from medkg_assets.assets.dense import manifest_code_version, per_namespace_chunk
 from medkg_assets.assets.dense_index import faiss_index
 from medkg_assets.assets.sparse import sparse_index, sparse_vectors
 from medkg_assets.automation.k8s import GPU_POOL, GPU_STAGE_TAG
+from medkg_assets.config import EmbeddingProfile
 from medkg_assets.encoders.batching import encode_in_batches
 from medkg_assets.encoders.devices import peak_memory_bytes
 from medkg_assets.encoders.rerank import RerankerUnavailableError
-from medkg_assets.evaluation.eval_set import load_eval_set
+from medkg_assets.evaluation.eval_set import EvalSet, load_eval_set
 from medkg_assets.evaluation.expected_scores import expected_floor, judge_quality
 from medkg_assets.evaluation.metrics import evaluate
 from medkg_assets.partitions import backfill_policy, namespace_profile_partitions, split_partition_key
@@ -45,11 +49,13 @@ from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.search.fusion import collapse_to_documents
 from medkg_assets.search.retrieval import Retriever
 from medkg_assets.settings import EMBEDDER_ENABLE_RERANK, ProjectConfig, get_config
-from medkg_assets.storage.atomic import atomic_write_json, read_json_or
+from medkg_assets.storage.atomic import atomic_write_json, canonical_json, read_json_or
+from medkg_assets.storage.pinning import RETRIEVAL_STAGES, ArtefactSetError, pin_chunk_version
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
 GROUP = "retrieval"
+RERANK_CODE_VERSION = "rerank-2"
 STAGES = ("dense", "sparse", "bm25", "hybrid", "reranked")
 RERANK_DISABLED_WARNING = f"rerank disabled ({EMBEDDER_ENABLE_RERANK}=false or run config)"
 
@@ -72,18 +78,22 @@ def open_retriever(
     lucene: LuceneResource,
     rrf_k: int = 60,
 ) -> Retriever:
-    """A retriever over the partition's published artefacts, with query encoders of the profile."""
-    paths = layout(settings)
+    """A retriever over the partition's published artefacts, with query encoders of the profile.
+
+    The FAISS and Lucene indexes and the chunks are one pinned chunk version (storage/pinning.py):
+    a set built from different chunk versions is refused with the stages to rebuild.
+    """
+    pinned = pin_chunk_version(layout(settings), namespace, profile_name, RETRIEVAL_STAGES)
     profile = settings.profiles.get(profile_name)
-    faiss_artifact = FaissArtifact.load(paths.faiss(namespace, profile_name).require_current("faiss_index"))
-    sparse = SparseArtifact.load(paths.sparse(namespace, profile_name).require_current("sparse_vectors"))
-    lucene_dir = paths.lucene(namespace, profile_name).require_current("sparse_index")
+    faiss_artifact = FaissArtifact.load(pinned.directories["faiss_index"])
+    sparse = SparseArtifact.load(pinned.directories["sparse_vectors"])
+    lucene_dir = pinned.directories["sparse_index"]
     dense_model = dense_encoder.open(profile, settings.models_dir)
     sparse_model = sparse_encoder.open(profile, settings.models_dir) if sparse.enabled else None
     return Retriever(
         namespace=namespace,
         profile=profile_name,
-        chunks=profile_chunks(settings, namespace, profile).chunks,
+        chunks=profile_chunks(settings, namespace, profile, pinned.chunk_version).chunks,
         faiss_index=faiss_artifact.index,
         faiss_ids=faiss_artifact.chunk_ids,
         encode_dense_queries=dense_model.encode,
@@ -91,6 +101,7 @@ def open_retriever(
         encode_sparse_queries=sparse_model.encode_queries if sparse_model else None,
         quantization_scale=profile.sparse.quantization_scale,
         rrf_k=rrf_k,
+        chunk_version=pinned.chunk_version,
     )
 
 
@@ -109,7 +120,7 @@ def _candidates(ranking, retriever):
     pool=GPU_POOL,
     op_tags={GPU_STAGE_TAG: "rerank"},
     kinds={"pytorch", "json"},
-    code_version=manifest_code_version("rerank-1"),
+    code_version=manifest_code_version(RERANK_CODE_VERSION),
     description="Eval-set retrieval per stage and the CrossEncoder rerank of the fused candidates.",
 )
 def rerank_manifest(
@@ -146,23 +157,43 @@ def _rerank_manifest(
     namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
     paths = layout(settings)
     warnings: list[str] = []
-    retriever = open_retriever(
-        settings, namespace_name, profile_name, dense_encoder, sparse_encoder, lucene, config.rrf_k
-    )
+    try:
+        retriever = open_retriever(
+            settings, namespace_name, profile_name, dense_encoder, sparse_encoder, lucene, config.rrf_k
+        )
+    except ArtefactSetError as error:
+        raise Failure(description=f"rerank manifest not written: {error}") from error
     if not retriever.has_sparse:
         warnings.append("sparse retrieval skipped: sparse stage disabled")
-    if namespace.eval is None:
-        raise ValueError(
-            f"namespace {namespace_name} has no eval set; add `eval:` to {namespace.config_file}"
+    enable_rerank = settings.enable_rerank if config.enable_rerank is None else config.enable_rerank
+    target = paths.rerank_manifest(namespace_name, profile_name)
+    inputs = manifest_inputs_digest(settings, namespace_name, profile, retriever, config, enable_rerank)
+    previous = read_json_or(target, None)
+    # Kept when nothing it reads changed, unless a rerank that should have run did not (retry it).
+    if (
+        previous is not None
+        and previous.get("inputs_digest") == inputs
+        and previous["rerank_ran"] == (enable_rerank and previous["queries"] > 0)
+    ):
+        context.log.info(
+            f"{namespace_name}|{profile_name}: inputs unchanged since run {previous['run_id']}; manifest kept"
         )
-    doc_ids = {c.doc_id for c in retriever.chunks.values()}
-    eval_set = load_eval_set(
-        namespace.resolve(namespace.eval.queries), namespace.resolve(namespace.eval.qrels), doc_ids
-    )
+        return _manifest_result(settings, previous, target, rebuilt=False)
+    if namespace.eval is None:
+        warnings.append(
+            f"no eval set: quality not measured; add `eval:` to {namespace.config_file} to score it"
+        )
+        eval_set = EvalSet(queries={}, qrels={})
+    else:
+        eval_set = load_eval_set(
+            namespace.resolve(namespace.eval.queries),
+            namespace.resolve(namespace.eval.qrels),
+            {c.doc_id for c in retriever.chunks.values()},
+        )
     query_ids = list(eval_set.queries)
     texts = [eval_set.queries[q] for q in query_ids]
     started = time.perf_counter()
-    runs = retriever.first_stage(texts, config.first_stage_k)
+    runs = retriever.first_stage(texts, config.first_stage_k) if texts else {}
     first_stage_s = time.perf_counter() - started
     chunk_to_doc = {cid: c.doc_id for cid, c in retriever.chunks.items()}
     doc_runs = {
@@ -172,11 +203,10 @@ def _rerank_manifest(
         }
         for stage in runs
     }
-    enable_rerank = settings.enable_rerank if config.enable_rerank is None else config.enable_rerank
     model = None
     if not enable_rerank:
         warnings.append(RERANK_DISABLED_WARNING)
-    else:
+    elif query_ids:  # nothing to rerank without judged queries
         try:
             model = reranker.open(profile, settings.models_dir)
         except RerankerUnavailableError as error:
@@ -218,11 +248,19 @@ def _rerank_manifest(
     progress.close()
     if model is not None:
         doc_runs["reranked"] = reranked_run
-    quality = {stage: evaluate(doc_runs[stage], eval_set.qrels) for stage in STAGES if stage in doc_runs}
-    final_stage = "reranked" if "reranked" in quality else "hybrid"
+    quality = (
+        {stage: evaluate(doc_runs[stage], eval_set.qrels) for stage in STAGES if stage in doc_runs}
+        if query_ids
+        else {}
+    )
+    final_stage = "reranked" if model is not None else "hybrid"
     manifest = {
         "namespace": namespace_name,
         "profile": profile_name,
+        "chunk_version": retriever.chunk_version,
+        "inputs_digest": inputs,
+        "eval_set": namespace.eval is not None,
+        "first_stage_seconds": round(first_stage_s, 2),
         "run_id": context.run.run_id,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "models": {
@@ -237,10 +275,17 @@ def _rerank_manifest(
         "queries": len(query_ids),
         "quality": quality,
         "warnings": warnings,
+        "rerank_batch_sizes": sorted(batch_sizes, reverse=True),
         "entries": entries,
     }
-    target = paths.rerank_manifest(namespace_name, profile_name)
     atomic_write_json(target, manifest)
+    return _manifest_result(settings, manifest, target, rebuilt=True)
+
+
+def _manifest_result(settings: ProjectConfig, manifest: dict, target, rebuilt: bool) -> MaterializeResult:
+    """The UI's view of a manifest, whether it was just computed or kept from an earlier run."""
+    quality, final_stage = manifest["quality"], manifest["final_stage"]
+    latencies = [e["latency_ms"] for e in manifest["entries"] if e["latency_ms"] is not None]
     rows = [
         [stage, *(quality[stage][m] for m in ("recall@10", "ndcg@10", "mrr@10", "recall@100"))]
         for stage in quality
@@ -250,25 +295,62 @@ def _rerank_manifest(
         if latencies
         else {}
     )
+    floor = expected_floor(
+        settings.config_dir / "expected_scores.yaml", manifest["namespace"], manifest["profile"]
+    )
     return MaterializeResult(
         metadata={
-            "queries": len(query_ids),
+            "queries": manifest["queries"],
             "final_stage": final_stage,
-            "recall_at_10": quality[final_stage]["recall@10"],
-            "recall_floor": expected_floor(
-                settings.config_dir / "expected_scores.yaml", namespace_name, profile_name
-            )
-            or "none",
-            "quality": markdown_table(["stage", "Recall@10", "nDCG@10", "MRR@10", "Recall@100"], rows),
-            "rerank_ran": model is not None,
+            "recall_at_10": quality[final_stage]["recall@10"] if quality else "no eval set",
+            "recall_floor": floor or "none",
+            "quality": markdown_table(["stage", "Recall@10", "nDCG@10", "MRR@10", "Recall@100"], rows)
+            if rows
+            else MetadataValue.text("no eval set"),
+            "rerank_ran": manifest["rerank_ran"],
             "rerank_latency_ms": MetadataValue.json(latency),
-            "rerank_batch_sizes": MetadataValue.json(sorted(batch_sizes, reverse=True)),
-            "first_stage_seconds": round(first_stage_s, 2),
-            "warnings": MetadataValue.json(warnings),
+            "rerank_batch_sizes": MetadataValue.json(manifest.get("rerank_batch_sizes", [])),
+            "first_stage_seconds": manifest["first_stage_seconds"],
+            "chunk_version": manifest["chunk_version"],
+            "rebuilt": rebuilt,
+            "computed_in_run": manifest["run_id"],
+            "warnings": MetadataValue.json(manifest["warnings"]),
             "path": MetadataValue.path(str(target)),
             **telemetry_metadata(settings),
         }
     )
+
+
+def manifest_inputs_digest(
+    settings: ProjectConfig,
+    namespace_name: str,
+    profile: EmbeddingProfile,
+    retriever: Retriever,
+    config: RetrievalConfig,
+    enable_rerank: bool,
+) -> str:
+    """Everything the manifest is computed from: equal digest → the stored manifest still holds."""
+    paths = layout(settings)
+    namespace = settings.namespace(namespace_name)
+    digest = hashlib.sha256(
+        canonical_json(
+            {
+                "code": RERANK_CODE_VERSION,
+                "chunk_version": retriever.chunk_version,
+                "faiss": paths.faiss(namespace_name, profile.name).current.name,
+                "sparse": paths.sparse(namespace_name, profile.name).current.name,
+                "lucene": paths.lucene(namespace_name, profile.name).current.name,
+                "profile": profile.model_dump(mode="json"),
+                "config": config.model_dump(),
+                "enable_rerank": enable_rerank,
+                "models_dir": str(settings.models_dir),
+            }
+        ).encode()
+    )
+    if namespace.eval is not None:
+        for location in (namespace.eval.queries, namespace.eval.qrels):
+            digest.update(namespace.resolve(location).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def final_ranking(manifest: dict) -> dict[str, list[str]]:
@@ -297,6 +379,13 @@ def _recall_at_10(context: AssetCheckExecutionContext, partition_key: str) -> As
     paths = layout(settings)
     manifest = json.loads(paths.rerank_manifest(namespace_name, profile_name).read_text())
     namespace = settings.namespace(namespace_name)
+    if namespace.eval is None:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=f"no eval set: Recall@10 not measured; add `eval:` to {namespace.config_file}",
+            metadata={"recall@10": "no eval set", "final_stage": manifest["final_stage"]},
+        )
     eval_set = load_eval_set(
         namespace.resolve(namespace.eval.queries), namespace.resolve(namespace.eval.qrels)
     )

@@ -34,6 +34,7 @@ from medkg_assets.rollout.serving import ServingRecord, ServingState, decide_pro
 from medkg_assets.search.opensearch_mapping import index_name, read_alias
 from medkg_assets.settings import ProjectConfig, get_config
 from medkg_assets.storage.atomic import read_json_or
+from medkg_assets.storage.pinning import ALL_STAGES, ArtefactSetError, pin_chunk_version
 from medkg_assets.tenancy import PUBLISH_SCOPE
 
 RELEASE_CHECKS = (
@@ -76,15 +77,21 @@ def passing_recall(settings: ProjectConfig, namespace: str, profile: str) -> flo
     return float(history[-1]["recall@10"]) if history else None
 
 
+_STORE_NAMES = {
+    "dense_embeddings": "dense",
+    "faiss_index": "faiss",
+    "sparse_vectors": "sparse",
+    "sparse_index": "lucene",
+}
+
+
 def artefact_versions(settings: ProjectConfig, namespace: str, profile: str) -> dict[str, str]:
-    paths = layout(settings)
-    stores = {
-        "dense": paths.dense(namespace, profile),
-        "faiss": paths.faiss(namespace, profile),
-        "sparse": paths.sparse(namespace, profile),
-        "lucene": paths.lucene(namespace, profile),
+    """The versions a promotion points readers at: one set of one chunk version, or ArtefactSetError."""
+    pinned = pin_chunk_version(layout(settings), namespace, profile, ALL_STAGES)
+    return {
+        "chunks": pinned.chunk_version,
+        **{_STORE_NAMES[stage]: path.name for stage, path in pinned.directories.items()},
     }
-    return {name: store.current.name for name, store in stores.items() if store.current is not None}
 
 
 def point_readers(opensearch: OpenSearchResource, namespace: str, record: ServingRecord) -> str:
@@ -149,6 +156,10 @@ def _serving_alias(
         return MaterializeResult(
             metadata={**serving_metadata(state, "unchanged", "unchanged"), **telemetry_metadata(settings)}
         )
+    try:  # readers must find one consistent set behind the alias
+        versions = artefact_versions(settings, namespace, target)
+    except ArtefactSetError as error:
+        raise Failure(description=f"namespace {namespace}: promotion of {target} refused: {error}") from error
     recall = passing_recall(settings, namespace, target)
     decision = decide_promotion(
         state.live, target, recall, failing_checks(context.instance, namespace, target)
@@ -164,7 +175,7 @@ def _serving_alias(
         run_id=context.run.run_id,
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
         index=index_name(namespace, settings.profiles.get(target)),
-        versions=artefact_versions(settings, namespace, target),
+        versions=versions,
     )
     readers = point_readers(opensearch, namespace, record)
     state = promote(state, record)

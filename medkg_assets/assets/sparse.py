@@ -17,7 +17,7 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.chunks import profile_chunks
+from medkg_assets.assets.chunks import current_chunk_version, profile_chunks
 from medkg_assets.assets.context import (
     check_each_partition,
     for_each_partition,
@@ -42,6 +42,7 @@ from medkg_assets.search.lucene import (
 )
 from medkg_assets.settings import EMBEDDER_ENABLE_SPARSE, get_config
 from medkg_assets.storage.atomic import canonical_json
+from medkg_assets.storage.pinning import pin_chunk_version
 from medkg_assets.text.chunking import Chunk
 from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
@@ -101,6 +102,7 @@ def _sparse_vectors(
     where = f"namespace {namespace_name}, profile {profile_name}"
     paths = layout(settings)
     store = paths.sparse(namespace_name, profile_name)
+    chunk_version = current_chunk_version(settings, namespace_name)
     if not sparse_enabled(config):
         context.log.warning(f"{where}: {SPARSE_DISABLED_WARNING}; no sparse vectors produced")
         with store.build() as scratch:
@@ -111,6 +113,7 @@ def _sparse_vectors(
                 profile.sparse.model,
                 False,
                 disabled_reason=SPARSE_DISABLED_WARNING,
+                chunk_version=chunk_version,
             ).write(scratch, namespace.tenant_id)
         return MaterializeResult(
             metadata={
@@ -122,7 +125,7 @@ def _sparse_vectors(
         )
     try:
         sparse_encoder.check_device(profile)
-        records = profile_chunks(settings, namespace_name, profile).chunks
+        records = profile_chunks(settings, namespace_name, profile, chunk_version).chunks
     except EncoderError as error:
         raise stage_failure(where, error) from error
     previous = SparseArtifact.load(store.current) if store.current is not None else None
@@ -156,6 +159,7 @@ def _sparse_vectors(
         content_hashes=content_hashes,
         vectors=vectors,
         cache_key=cache_key,
+        chunk_version=chunk_version,
     )
     with store.build() as scratch:
         artifact.write(scratch, namespace.tenant_id)
@@ -269,7 +273,8 @@ def _sparse_index(
     where = f"namespace {namespace_name}, profile {profile_name}"
     paths = layout(settings)
     sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
-    records = profile_chunks(settings, namespace_name, profile).chunks
+    # BM25 indexes the chunks the sparse vectors were built from, so both indexes share one version.
+    records = profile_chunks(settings, namespace_name, profile, sparse.chunk_version).chunks
     scale = profile.sparse.quantization_scale
     inputs = inputs_digest(sparse, records, scale)
     store = paths.lucene(namespace_name, profile_name)
@@ -289,7 +294,12 @@ def _sparse_index(
             }
         )
     timings, warnings = {}, []
-    info = {"quantization_scale": scale, "fingerprint": profile.fingerprint, "inputs_digest": inputs}
+    info = {
+        "quantization_scale": scale,
+        "fingerprint": profile.fingerprint,
+        "inputs_digest": inputs,
+        "chunk_version": sparse.chunk_version,
+    }
     try:
         with store.build() as scratch:
             collections = scratch / ".collections"
@@ -345,7 +355,8 @@ def lucene_info(directory) -> dict:
 
 def inputs_digest(sparse: SparseArtifact, records: list[Chunk], scale: int) -> str:
     """What the Lucene indexes are built from: unchanged digest → nothing to rebuild."""
-    digest = hashlib.sha256(f"{LUCENE_BUILD_VERSION}:{scale}:{sparse.enabled}:{sparse.cache_key}".encode())
+    header = f"{LUCENE_BUILD_VERSION}:{scale}:{sparse.enabled}:{sparse.cache_key}:{sparse.chunk_version}"
+    digest = hashlib.sha256(header.encode())
     for chunk_id, content_hash in zip(sparse.chunk_ids, sparse.content_hashes, strict=True):
         digest.update(f"s:{chunk_id}:{content_hash}\n".encode())
     for chunk in records:
@@ -373,9 +384,11 @@ def _sparse_index_document_counts(
     settings = get_config()
     namespace_name, profile_name = split_partition_key(partition_key)
     paths = layout(settings)
-    current = paths.lucene(namespace_name, profile_name).require_current("sparse_index")
-    sparse = SparseArtifact.load(paths.sparse(namespace_name, profile_name).require_current("sparse_vectors"))
-    chunk_total = len(profile_chunks(settings, namespace_name, settings.profiles.get(profile_name)).chunks)
+    pinned = pin_chunk_version(paths, namespace_name, profile_name, ("sparse_vectors", "sparse_index"))
+    current = pinned.directories["sparse_index"]
+    sparse = SparseArtifact.load(pinned.directories["sparse_vectors"])
+    profile = settings.profiles.get(profile_name)
+    chunk_total = len(profile_chunks(settings, namespace_name, profile, pinned.chunk_version).chunks)
     search = lucene.open(current / "impact" if sparse.enabled else None, current / "bm25")
     expected = {"impact": len(sparse.chunk_ids) if sparse.enabled else 0, "bm25": chunk_total}
     found = {"impact": search.impact_documents, "bm25": search.bm25_documents}

@@ -30,6 +30,7 @@ from medkg_assets.partitions import backfill_policy, namespace_profile_partition
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import get_config
 from medkg_assets.storage.atomic import atomic_write_json
+from medkg_assets.storage.pinning import ALL_STAGES, ArtefactSetError, pin_chunk_version, rebuild_hint
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
@@ -72,20 +73,21 @@ def _processing_summary(context: AssetExecutionContext, partition_key: str) -> M
     namespace_name, profile_name = split_partition_key(partition_key)
     namespace, profile = settings.namespace(namespace_name), settings.profiles.get(profile_name)
     paths = layout(settings)
-    try:  # every stage it reports on must exist before anything is written
-        dense = DenseArtifact.load(
-            paths.dense(namespace_name, profile_name).require_current("dense_embeddings")
-        )
-        faiss_artifact = FaissArtifact.load(
-            paths.faiss(namespace_name, profile_name).require_current("faiss_index")
-        )
-        sparse = SparseArtifact.load(
-            paths.sparse(namespace_name, profile_name).require_current("sparse_vectors")
-        )
-        lucene_dir = paths.lucene(namespace_name, profile_name).require_current("sparse_index")
+    try:  # every stage it reports on must exist, built from one chunk version, before anything is written
+        pinned = pin_chunk_version(paths, namespace_name, profile_name, ALL_STAGES)
         manifest = json.loads(paths.rerank_manifest(namespace_name, profile_name).read_text())
-    except FileNotFoundError as error:
+        if manifest.get("chunk_version") != pinned.chunk_version:
+            raise ArtefactSetError(
+                f"{namespace_name}|{profile_name}: rerank_manifest was built from chunks "
+                f"{manifest.get('chunk_version')}, the indexes from {pinned.chunk_version}; "
+                + rebuild_hint(namespace_name, profile_name, ["rerank_manifest"])
+            )
+    except (FileNotFoundError, ArtefactSetError) as error:
         raise Failure(description=f"{namespace_name}|{profile_name}: summary not written, {error}") from error
+    dense = DenseArtifact.load(pinned.directories["dense_embeddings"])
+    faiss_artifact = FaissArtifact.load(pinned.directories["faiss_index"])
+    sparse = SparseArtifact.load(pinned.directories["sparse_vectors"])
+    lucene_dir = pinned.directories["sparse_index"]
     lucene = lucene_info(lucene_dir)
     stage_meta = {a.key.path[-1]: latest_metadata(context, a.key.path[-1], partition_key) for a in UPSTREAM}
     warnings = list(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -85,16 +86,75 @@ class NamespaceConfig(_Strict):
         return self.resolve(self.source.path)
 
 
+NAMESPACE_SUFFIX = ".yaml"
+
+
+def _suggested_name(stem: str) -> str | None:
+    """A valid namespace name close to `stem` (for the rename hint), or None."""
+    candidate = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", stem))
+    candidate = candidate.lstrip("._-")[:128]
+    return candidate if candidate and _SAFE_NAME.match(candidate) else None
+
+
+def namespace_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be a namespace file because of its name (message names file and fix)."""
+    if path.suffix != NAMESPACE_SUFFIX:
+        return (
+            f"{path}: namespace files end in {NAMESPACE_SUFFIX} — rename it to {path.stem}{NAMESPACE_SUFFIX}"
+        )
+    try:
+        validate_namespace_name(path.stem)
+    except ConfigError as error:
+        suggestion = _suggested_name(path.stem)
+        hint = f", e.g. to {suggestion}{NAMESPACE_SUFFIX}" if suggestion else ""
+        return f"{path}: {error} — rename the file{hint} (the file name is the namespace name)"
+    return None
+
+
 def load_namespace(path: Path, project_root: Path) -> NamespaceConfig:
     """Load one namespace file; its name is the file stem."""
-    name = validate_namespace_name(path.stem)
+    problem = namespace_file_problem(path)
+    if problem:
+        raise ConfigError(problem)
     body = read_yaml(path)
-    data = {"name": name, **body, "config_file": path, "project_root": project_root}
+    data = {"name": path.stem, **body, "config_file": path, "project_root": project_root}
     return parse_model(NamespaceConfig, data, path)
 
 
-def load_namespaces(directory: Path, project_root: Path) -> dict[str, NamespaceConfig]:
-    """Every `*.yaml` under `directory`, by namespace name (sorted, so partitions are stable)."""
+@dataclass(frozen=True)
+class NamespaceRegistry:
+    """The loaded namespaces, and the files skipped because their *name* is unusable."""
+
+    namespaces: dict[str, NamespaceConfig]
+    # path → message naming the file and the rename; the other namespaces stay usable.
+    invalid_files: dict[Path, str] = field(default_factory=dict)
+
+    def invalid_file_for(self, name: str) -> str | None:
+        """The message of a skipped file whose stem is `name` (what someone asking for it meant)."""
+        return next((m for p, m in self.invalid_files.items() if p.stem == name), None)
+
+
+def scan_namespaces(directory: Path, project_root: Path) -> NamespaceRegistry:
+    """Every `*.yaml` under `directory`, by namespace name (sorted, so partitions are stable).
+
+    A file whose name cannot be a namespace (`bad name.yaml`, `a..b.yaml`, `x.yml`) is skipped
+    and listed in `invalid_files`, so one misnamed file does not take every namespace down.
+    Invalid content (unknown keys, bad values, malformed YAML) still fails, naming file and key.
+    """
     if not directory.is_dir():
         raise ConfigError(f"{directory}: namespace directory not found")
-    return {path.stem: load_namespace(path, project_root) for path in sorted(directory.glob("*.yaml"))}
+    namespaces: dict[str, NamespaceConfig] = {}
+    invalid: dict[Path, str] = {}
+    candidates = (p for p in directory.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+    for path in sorted(candidates):
+        problem = namespace_file_problem(path)
+        if problem:
+            invalid[path] = problem
+        else:
+            namespaces[path.stem] = load_namespace(path, project_root)
+    return NamespaceRegistry(namespaces, invalid)
+
+
+def load_namespaces(directory: Path, project_root: Path) -> dict[str, NamespaceConfig]:
+    """The usable namespaces under `directory` (see `scan_namespaces` for the skipped files)."""
+    return scan_namespaces(directory, project_root).namespaces

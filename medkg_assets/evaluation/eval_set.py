@@ -29,6 +29,8 @@ def load_eval_set(queries_path: Path, qrels_path: Path, doc_ids: set[str] | None
     queries = {}
     with queries_path.open(encoding="utf-8") as handle:
         for line in handle:
+            if not line.strip():
+                continue
             record = json.loads(line)
             if record["_id"] in qrels:
                 queries[record["_id"]] = record["text"]

@@ -7,13 +7,19 @@ on both sides; a query's score is then exactly the integer dot product with the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from medkg_assets.search.jvm import jvm_environment, start_jvm
+
+logger = logging.getLogger("medkg_assets")
+# Lucene's default BooleanQuery.maxClauseCount: one clause per distinct query term.
+MAX_QUERY_CLAUSES = 1024
 
 
 class LuceneIndexError(RuntimeError):
@@ -151,12 +157,48 @@ class LuceneSearch:
     def impact(self, weights: dict[str, int], k: int = 10) -> list[tuple[str, float]]:
         if self._impact is None:
             raise LuceneIndexError("no impact index was opened")
+        if len(weights) > MAX_QUERY_CLAUSES:  # the strongest terms carry the score
+            kept = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:MAX_QUERY_CLAUSES]
+            logger.warning(
+                f"impact query has {len(weights)} terms; kept the {MAX_QUERY_CLAUSES} heaviest "
+                "(Lucene's clause limit)"
+            )
+            weights = dict(kept)
         return [(hit.docid, float(hit.score)) for hit in self._impact.search(weights, k=k)]
 
     def bm25(self, text: str, k: int = 10) -> list[tuple[str, float]]:
         if self._bm25 is None:
             raise LuceneIndexError("no BM25 index was opened")
+        text = self._fit_clause_limit(text)
         return [(hit.docid, float(hit.score)) for hit in self._bm25.search(text, k=k)]
+
+    def _fit_clause_limit(self, text: str) -> str:
+        """The longest prefix of `text` (whole words) whose analysed terms fit Lucene's clause limit.
+
+        A BM25 query is one clause per distinct analysed term; past 1,024 Lucene throws
+        TooManyClauses. Long messages keep their opening words, which usually carry the question.
+        """
+        if len(set(self._analyzer.analyze(text))) <= MAX_QUERY_CLAUSES:
+            return text
+        seen: set[str] = set()
+        words = text.split()
+        for position, word in enumerate(words):
+            terms = set(self._analyzer.analyze(word))
+            if len(seen | terms) > MAX_QUERY_CLAUSES:
+                logger.warning(
+                    f"BM25 query cut to its first {position} of {len(words)} words: it had more than "
+                    f"{MAX_QUERY_CLAUSES} distinct terms (Lucene's clause limit)"
+                )
+                return " ".join(words[:position])
+            seen |= terms
+        return text
+
+    @cached_property
+    def _analyzer(self):
+        """The analyser LuceneSearcher applies to BM25 queries (English, Porter, stop words)."""
+        from pyserini.analysis import Analyzer, get_lucene_analyzer
+
+        return Analyzer(get_lucene_analyzer())
 
     @property
     def has_impact(self) -> bool:

@@ -46,6 +46,7 @@ class Retriever:
         encode_sparse_queries: Callable[[list[str]], list[dict[str, float]]] | None,
         quantization_scale: int,
         rrf_k: int = 60,
+        chunk_version: str = "",
     ):
         self.namespace, self.profile = namespace, profile
         self.chunks = {c.chunk_id: c for c in chunks}
@@ -54,6 +55,7 @@ class Retriever:
         self.lucene = lucene
         self.encode_sparse_queries = encode_sparse_queries
         self.scale, self.rrf_k = quantization_scale, rrf_k
+        self.chunk_version = chunk_version  # the one version its chunks and indexes share
 
     @property
     def has_sparse(self) -> bool:

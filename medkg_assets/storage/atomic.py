@@ -7,18 +7,51 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (briefly process-wide, hence the lock)
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode `open()` would give a new file: 0o666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def directory_mode() -> int:
+    """The mode `mkdir()` would give a new directory: 0o777 less the umask."""
+    return 0o777 & ~current_umask()
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, then rename over it."""
+    """Write to a temp file beside `path`, fsync, then rename over it.
+
+    mkstemp creates the temp file 0600; it is given the umask's mode (as `open()` would) before
+    the rename, so a separate serving user can read what the pipeline writes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -105,6 +138,7 @@ class VersionedDirectory:
         self.root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
         try:
+            os.chmod(scratch, directory_mode())  # mkdtemp makes it 0700; the version keeps this mode
             yield scratch
             version = _directory_digest(scratch)
             target = self.root / "versions" / version

@@ -6,6 +6,10 @@ from pathlib import Path
 
 from medkg_assets.storage.atomic import VersionedDirectory
 
+CHUNKS_FILE = "chunks.jsonl"
+# Enough for an index built two or three ingests ago to keep serving until it is rebuilt.
+CHUNK_VERSIONS_KEPT = 4
+
 
 class ArtifactLayout:
     """`<data>/namespaces/<ns>/…` for per-namespace artefacts, `…/profiles/<p>/…` per profile."""
@@ -23,8 +27,16 @@ class ArtifactLayout:
     def documents(self, namespace: str) -> Path:
         return self.namespace_dir(namespace) / "documents.jsonl"
 
-    def chunks(self, namespace: str) -> Path:
-        return self.namespace_dir(namespace) / "chunks.jsonl"
+    def chunk_store(self, namespace: str) -> VersionedDirectory:
+        """Chunk versions stay on disk a while: indexes built from an older version still read it."""
+        return VersionedDirectory(self.namespace_dir(namespace) / "chunks", keep=CHUNK_VERSIONS_KEPT)
+
+    def chunks(self, namespace: str, version: str | None = None) -> Path:
+        """`chunks.jsonl` of one chunk version (default: the current one)."""
+        store = self.chunk_store(namespace)
+        if version is None:
+            return store.require_current(f"chunks of namespace {namespace}") / CHUNKS_FILE
+        return store.root / "versions" / version / CHUNKS_FILE
 
     def profile_dir(self, namespace: str, profile: str) -> Path:
         return self.namespace_dir(namespace) / "profiles" / profile

@@ -25,9 +25,11 @@ class DenseArtifact:
     dims: int
     normalized: bool
     cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
+    chunk_version: str = ""  # the chunk version these vectors were encoded from (storage/pinning.py)
 
     def meta(self) -> dict:
         return {
+            "chunk_version": self.chunk_version,
             "namespace": self.namespace,
             "profile": self.profile,
             "fingerprint": self.fingerprint,
@@ -72,4 +74,5 @@ class DenseArtifact:
             dims=meta["dims"],
             normalized=meta["normalized"],
             cache_key=meta["cache_key"],
+            chunk_version=meta.get("chunk_version", ""),
         )

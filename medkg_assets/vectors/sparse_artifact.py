@@ -27,9 +27,11 @@ class SparseArtifact:
     vectors: list[dict[str, float]] = field(default_factory=list)
     disabled_reason: str = ""
     cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
+    chunk_version: str = ""  # the chunk version these vectors (or, disabled, BM25) are built from
 
     def write(self, directory: Path, tenant_id: str) -> None:
         meta = {
+            "chunk_version": self.chunk_version,
             "namespace": self.namespace,
             "profile": self.profile,
             "fingerprint": self.fingerprint,
@@ -76,4 +78,5 @@ class SparseArtifact:
             vectors=vectors,
             disabled_reason=meta.get("disabled_reason", ""),
             cache_key=meta["cache_key"],
+            chunk_version=meta.get("chunk_version", ""),
         )

@@ -151,3 +151,50 @@ def test_medkg_search_prints_ranked_hits_with_metadata(config_dir, instance, cap
         hits = json.loads(capsys.readouterr().out)
         assert 1 <= len(hits) <= 2 and hits[0]["namespace"] == "tiny" and hits[0]["profile"] == "minilm_cpu"
         assert hits[0]["tenant_id"] == "tenant-a"
+
+
+def _check_event(result, name):
+    [event] = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name
+    ]
+    return event.event_specific_data
+
+
+def test_namespace_without_eval_set_materialises_with_a_warning(config_dir, instance):
+    from dagster import AssetCheckSeverity
+
+    namespace_file = config_dir / "namespaces" / "tiny.yaml"
+    namespace_file.write_text(
+        "".join(line for line in namespace_file.read_text().splitlines(True) if not line.startswith("eval:"))
+    )
+    reset_config()
+    result = run_all(instance)
+    assert result.success
+    written = manifest()
+    assert written["quality"] == {} and written["queries"] == 0 and not written["rerank_ran"]
+    assert any(w.startswith("no eval set") and str(namespace_file) in w for w in written["warnings"])
+    assert any(w.startswith("no eval set") for w in summary()["warnings"])
+    assert summary()["metrics"]["quality"] == {}
+    check = _check_event(result, "recall_at_10")
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    assert check.description.startswith("no eval set")
+
+
+def test_rerank_manifest_is_kept_while_nothing_it_reads_changes(config_dir, instance):
+    from dagster import AssetSelection
+
+    first = run_all(instance)
+    target = paths().rerank_manifest("tiny", "minilm_cpu")
+    before = target.read_bytes()
+    again = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.assets("rerank_manifest"))
+    kept = metadata(again, "rerank_manifest")
+    assert kept["rebuilt"] is False and target.read_bytes() == before
+    assert kept["quality"] == metadata(first, "rerank_manifest")["quality"]
+    assert kept["computed_in_run"] == first.run_id
+    queries = config_dir.parent / "data" / "tiny" / "queries.jsonl"
+    queries.write_text(queries.read_text() + "\n")  # the eval set file changed: recompute
+    changed = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.assets("rerank_manifest"))
+    assert metadata(changed, "rerank_manifest")["rebuilt"] is True
+    assert json.loads(target.read_text())["run_id"] == changed.run_id != first.run_id

@@ -49,3 +49,61 @@ def test_variables_expand_with_defaults():
     assert expand_variables("${DIR:-a}/b", {"DIR": "/data"}) == "/data/b"
     with pytest.raises(ConfigError, match="NOPE_Y"):
         expand_variables("${NOPE_Y}/b", {})
+
+
+GOOD_SPEC = "source: {path: x}\ntenant_id: t\ntokenizer: whitespace\nmax_tokens: 256\n"
+
+
+def test_badly_named_file_is_skipped_and_named_with_the_fix(tmp_path):
+    from medkg_assets.config.namespaces import scan_namespaces
+
+    (tmp_path / "good.yaml").write_text(GOOD_SPEC)
+    (tmp_path / "bad name.yaml").write_text(GOOD_SPEC)
+    registry = scan_namespaces(tmp_path, tmp_path)
+    assert list(registry.namespaces) == ["good"]
+    [(path, message)] = registry.invalid_files.items()
+    assert path == tmp_path / "bad name.yaml"
+    assert str(tmp_path / "bad name.yaml") in message and "invalid namespace name" in message
+    assert "rename" in message and "bad_name.yaml" in message
+    assert list(load_namespaces(tmp_path, tmp_path)) == ["good"]
+
+
+@pytest.mark.parametrize("file_name", ["sample.yml", "sample.YAML"])
+def test_yaml_file_with_another_suffix_is_reported_not_ignored(tmp_path, file_name):
+    from medkg_assets.config.namespaces import scan_namespaces
+
+    (tmp_path / file_name).write_text(GOOD_SPEC)
+    registry = scan_namespaces(tmp_path, tmp_path)
+    assert registry.namespaces == {}
+    assert "rename it to sample.yaml" in registry.invalid_files[tmp_path / file_name]
+
+
+def test_badly_named_file_loaded_directly_names_the_file(tmp_path):
+    from medkg_assets.config.namespaces import load_namespace
+
+    path = tmp_path / "a..b.yaml"
+    path.write_text(GOOD_SPEC)
+    with pytest.raises(ConfigError) as error:
+        load_namespace(path, tmp_path)
+    assert str(path) in str(error.value) and "rename" in str(error.value)
+
+
+def test_invalid_content_still_fails_beside_a_badly_named_file(tmp_path):
+    (tmp_path / "bad name.yaml").write_text(GOOD_SPEC)
+    (tmp_path / "ns.yaml").write_text(GOOD_SPEC + "tennant: typo\n")
+    with pytest.raises(ConfigError, match="ns.yaml: tennant"):
+        load_namespaces(tmp_path, tmp_path)
+
+
+def test_unreadable_namespace_file_names_the_file(tmp_path):
+    (tmp_path / "latin.yaml").write_bytes("tenant_id: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.yaml: not valid UTF-8 .* re-encode"):
+        load_namespaces(tmp_path, tmp_path)
+
+
+def test_directory_where_a_yaml_file_is_expected_names_the_path(tmp_path):
+    from medkg_assets.config.loading import read_yaml
+
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="dir.yaml: cannot be read"):
+        read_yaml(tmp_path / "dir.yaml")

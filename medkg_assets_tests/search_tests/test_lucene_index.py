@@ -58,3 +58,22 @@ def test_build_failure_reports_the_indexer_output(tmp_path):
     (tmp_path / "docs" / "docs.jsonl").write_text("{not json}\n")
     with pytest.raises(LuceneIndexError, match="building the bm25 index"):
         build_index("bm25", tmp_path / "missing_dir", tmp_path / "index")
+
+
+def _distinct_words(count):
+    """`count` distinct words that survive the English analyser as distinct terms."""
+    return " ".join(f"w{n}x" for n in range(count))
+
+
+def test_bm25_query_over_the_clause_limit_is_cut_with_a_warning(indexes, caplog):
+    search = LuceneSearch(None, indexes / "bm25")
+    hits = search.bm25("blood sugar " + _distinct_words(1700), k=10)
+    assert hits[0][0] == "c2"
+    assert "BM25 query cut to its first 1024 of 1702 words" in caplog.text
+
+
+def test_impact_query_over_the_clause_limit_keeps_the_heaviest_terms(indexes, caplog):
+    weights = {f"w{n}x": 1 for n in range(1700)} | {"asthma": 100, "sugar": 50}
+    hits = LuceneSearch(indexes / "impact", None).impact(weights, k=10)
+    assert hits[:2] == [("c1", 25000.0), ("c3", 11500.0)]
+    assert "impact query has 1702 terms; kept the 1024 heaviest" in caplog.text

@@ -47,3 +47,76 @@ def test_old_versions_are_pruned_to_keep(tmp_path):
             (scratch / "v.txt").write_text(text)
     assert len(list((tmp_path / "dense" / "versions").iterdir())) == 2
     assert (store.current / "v.txt").read_text() == "c"
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    """Run the test under a given umask and restore the previous one afterwards."""
+    import os
+
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_atomic_files_get_the_umask_mode(tmp_path, umask):
+    from medkg_assets.storage.atomic import atomic_write_json, atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "new")
+    atomic_write_json(tmp_path / "sub" / "b.json", {"k": 1})
+    assert mode(tmp_path / "a.txt") == 0o666 & ~umask
+    assert mode(tmp_path / "sub" / "b.json") == 0o666 & ~umask
+    assert mode(tmp_path / "sub") == 0o777 & ~umask
+
+
+def test_overwriting_gives_the_umask_mode(tmp_path, umask):
+    import os
+
+    from medkg_assets.storage.atomic import atomic_write_bytes
+
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new" and mode(path) == 0o666 & ~umask
+
+
+def test_version_directories_get_the_umask_mode(tmp_path, umask):
+    store = VersionedDirectory(tmp_path / "dense")
+    with store.build() as scratch:
+        assert mode(scratch) == 0o777 & ~umask
+        (scratch / "v.txt").write_text("good")
+    assert mode(store.current) == 0o777 & ~umask
+    assert mode(store.current.parent) == 0o777 & ~umask
+    assert mode(tmp_path / "dense" / "CURRENT") == 0o666 & ~umask
+
+
+def test_umask_is_left_as_it_was(tmp_path, umask):
+    import os
+
+    from medkg_assets.storage.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    with VersionedDirectory(tmp_path / "d").build() as scratch:
+        (scratch / "f").write_text("y")
+    current = os.umask(umask)
+    assert current == umask
+
+
+def test_umask_is_found_without_proc_too(umask, monkeypatch):
+    import os
+
+    from medkg_assets.storage import atomic
+
+    def no_proc(*args, **kwargs):
+        raise FileNotFoundError("/proc/self/status")
+
+    monkeypatch.setattr(atomic, "open", no_proc, raising=False)
+    assert atomic.current_umask() == umask
+    assert os.umask(umask) == umask
