@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from medkg_assets.settings import PROJECT_ROOT
@@ -45,6 +46,7 @@ def run_command(args: argparse.Namespace) -> int:
     profile = config.profiles.get(args.profile or config.resolution.profile).name
     instance = _instance()
     register_namespaces(instance, config.namespaces)
+    _release_dead_runs(instance)
     rows: list[tuple[str, str, float]] = []
     for job_name, partition_key in (
         ("ingest_job", namespace),
@@ -53,7 +55,9 @@ def run_command(args: argparse.Namespace) -> int:
         job = defs.resolve_job_def(job_name)
         if not job.asset_layer.executable_asset_keys:
             continue
-        result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False)
+        result, stopped_by = _execute_watched(instance, job, partition_key)
+        if stopped_by is not None:
+            return stopped_by
         step_seconds = {
             stats.step_key: stats.end_time - stats.start_time
             for stats in instance.get_run_step_stats(result.run_id)
@@ -75,6 +79,95 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"{asset:<24} {elapsed:7.1f}  {summary}")
     _print_summary(config, namespace, profile)
     return 0
+
+
+def _release_dead_runs(instance) -> None:
+    """Free what runs of dead `medkg` processes (and finished runs past the grace period) hold."""
+    from medkg_assets.automation.stale_runs import release_dead_runs
+
+    for released in release_dead_runs(instance):
+        print(released.describe(), flush=True)
+
+
+def _execute_watched(instance, job, partition_key: str | None):
+    """Execute `job` in this process once its pools have a free slot, tagged with this process.
+
+    Returns (result, None), or (result or None, exit status) when SIGINT/SIGTERM stopped it; a
+    stopped run leaves no pool claim behind (automation/pool_wait.py says how).
+    """
+    import signal
+    import uuid
+
+    from medkg_assets.automation.pool_wait import (
+        PoolWaitGuard,
+        PoolWaitInterrupted,
+        job_pools,
+        wait_for_pools,
+    )
+    from medkg_assets.automation.stale_runs import process_tags
+
+    pools = job_pools(job)
+    run_id = str(uuid.uuid4())
+    guard = None
+    try:
+        wait_for_pools(instance, pools)
+        with PoolWaitGuard(instance, run_id, pools) as guard:
+            result = job.execute_in_process(
+                partition_key=partition_key,
+                instance=instance,
+                raise_on_error=False,
+                run_id=run_id,
+                tags=process_tags(),
+            )
+    except PoolWaitInterrupted as interrupt:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        where = "waiting for a pool slot before the run started" if guard is None else f"run {run_id} waited"
+        print(
+            f"{interrupt.signal_name} while {where} ({job.name}, pools {', '.join(sorted(pools))}): stopped; "
+            "no pool claim left behind",
+            file=sys.stderr,
+        )
+        return None, interrupt.exit_code
+    if guard.signum is None:
+        return result, None
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    outcome = (
+        "was canceled while it waited for a pool slot"
+        if guard.interrupted
+        else ("finished" if result.success else "failed")
+    )
+    print(
+        f"{signal.Signals(guard.signum).name}: stopped; run {run_id} of {job.name} {outcome}; "
+        "no pool claim left behind",
+        file=sys.stderr,
+    )
+    return result, 128 + guard.signum
+
+
+def release_run_command(args: argparse.Namespace) -> int:
+    """Free the pool claims of runs whose process is gone (whoever started them); unfinished ones
+    are marked FAILURE. Refuses a run a live `medkg` process still executes, unless --force."""
+    from medkg_assets.automation.stale_runs import claims_of, describe_process, process_alive, release_run
+
+    instance = _instance()
+    status = 0
+    for run_id in args.run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is None and not claims_of(instance, {run_id}):
+            home = os.environ["DAGSTER_HOME"]
+            print(f"no run {run_id} and no pool claims of it in {home}", file=sys.stderr)
+            status = 1
+            continue
+        if run is not None and process_alive(dict(run.tags)) and not args.force:
+            print(
+                f"run {run_id} is still executed by a live process ({describe_process(dict(run.tags))}); "
+                "not released (stop that process, or pass --force)",
+                file=sys.stderr,
+            )
+            status = 1
+            continue
+        print(release_run(instance, run_id, "Released by `medkg release-run`.").describe())
+    return status
 
 
 def _print_summary(config, namespace: str, profile: str) -> None:
@@ -99,6 +192,9 @@ def _print_summary(config, namespace: str, profile: str) -> None:
 
 def search_command(args: argparse.Namespace) -> int:
     """The runbook's smoke test: rank a query against a materialised namespace × profile."""
+    from medkg_assets.search.query import searchable_query
+
+    query = searchable_query(args.query)  # before anything slow loads
     from medkg_assets.assets.retrieval import open_retriever
     from medkg_assets.assets.serving import live_profile
     from medkg_assets.definitions import defs
@@ -127,23 +223,23 @@ def search_command(args: argparse.Namespace) -> int:
         )
         return 2
     if args.mode == "rerank":
-        candidates = retriever.first_stage([args.query], max(args.k, 20))["hybrid"][0][:20]
+        candidates = retriever.first_stage([query], max(args.k, 20))["hybrid"][0][:20]
         try:
             model = resources["reranker"].open(profile, config.models_dir)
         except RerankerUnavailableError as error:
             print(f"rerank unavailable: {error}", file=sys.stderr)
             return 2
-        scores = model.score([(args.query, retriever.chunks[c].model_input) for c, _ in candidates])
+        scores = model.score([(query, retriever.chunks[c].model_input) for c, _ in candidates])
         ranking = sorted(zip((c for c, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
     elif args.mode == "hybrid":
-        ranking = retriever.first_stage([args.query], args.k)["hybrid"][0]
+        ranking = retriever.first_stage([query], args.k)["hybrid"][0]
     else:
-        ranking = getattr(retriever, args.mode)([args.query], args.k)[0]
+        ranking = getattr(retriever, args.mode)([query], args.k)[0]
     hits = retriever.hits(ranking[: args.k])
     if args.json:
         print(json.dumps([h.to_record() for h in hits], indent=2))
         return 0
-    print(f"namespace={namespace} profile={profile.name} mode={args.mode} query={args.query!r}")
+    print(f"namespace={namespace} profile={profile.name} mode={args.mode} query={query!r}")
     print(f"{'#':>3} {'score':>10}  {'doc_id':<28} {'tenant':<12} title")
     for hit in hits:
         print(f"{hit.rank:>3} {hit.score:>10.4f}  {hit.doc_id:<28} {hit.tenant_id:<12} {hit.title[:50]}")
@@ -246,6 +342,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medkg", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialise every stage for one namespace × profile")
     run.add_argument("--namespace", default="medquad_sample")
@@ -256,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--namespace", default="medquad_sample")
     search.add_argument("--profile", default=None, help="default: the live profile, else the resolved one")
     search.add_argument("--mode", choices=["dense", "sparse", "bm25", "hybrid", "rerank"], default="hybrid")
-    search.add_argument("-k", type=int, default=10)
+    search.add_argument("-k", type=positive_int, default=10, help="hits to show (≥ 1)")
     search.add_argument("--json", action="store_true", help="print hits as JSON")
     search.set_defaults(handler=search_command)
     promote = commands.add_parser("promote", help="make a profile live for a namespace (gated)")
@@ -266,11 +363,45 @@ def main(argv: list[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help="serve a namespace's previous profile again")
     rollback.add_argument("--namespace", required=True)
     rollback.set_defaults(handler=rollback_command)
+    release = commands.add_parser(
+        "release-run", help="free the pool claims of dead runs (unfinished ones are marked FAILURE)"
+    )
+    release.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    release.add_argument("--force", action="store_true", help="even if a live medkg process executes it")
+    release.set_defaults(handler=release_run_command)
     status = commands.add_parser("status", help="live profile, candidate, rollout and checks per namespace")
     status.add_argument("--namespace", default=None)
     status.set_defaults(handler=status_command)
     args = parser.parse_args(argv)
-    return args.handler(args)
+    if not args.debug:  # Dagster's beta/preview notices are for developers, not operators
+        warnings.filterwarnings("ignore", message=".* is currently in (beta|preview)")
+    try:
+        return args.handler(args)
+    except Exception as error:
+        if args.debug:
+            raise
+        return _report(error)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (argparse turns the ValueError into a usage error, rc 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _report(error: Exception) -> int:
+    """One line for the operator instead of a traceback: rc 2 for input to fix, 1 for a failure."""
+    from medkg_assets.config.loading import ConfigError
+    from medkg_assets.search.query import QueryError
+    from medkg_assets.storage.pinning import ArtefactSetError
+
+    if isinstance(error, ConfigError | QueryError | ArtefactSetError | FileNotFoundError):
+        print(f"medkg: {error}", file=sys.stderr)
+        return 2
+    print(f"medkg: {type(error).__name__}: {error} (rerun with --debug for the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -47,5 +47,7 @@ def test_never_built_namespace_says_which_command_builds_it(config_dir, data_dir
         timeout=300,
     )
     assert done.returncode == 2, done.stderr
-    assert "not built yet" in done.stderr and "`medkg run --namespace tiny --profile minilm_cpu`" in done.stderr
+    assert (
+        "not built yet" in done.stderr and "`medkg run --namespace tiny --profile minilm_cpu`" in done.stderr
+    )
     assert "Traceback" not in done.stderr

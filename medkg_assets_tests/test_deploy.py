@@ -296,7 +296,24 @@ def test_helm_values_keep_run_limits_under_concurrency_like_the_instance_yaml():
     assert runs["tagConcurrencyLimits"] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
     assert pools["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"] == 1
     monitoring = values["dagsterDaemon"]["runMonitoring"]
-    assert monitoring["startTimeoutSeconds"] == instance["run_monitoring"]["start_timeout_seconds"]
+    # the chart renders these keys of runMonitoring into run_monitoring (configmap-instance.yaml)
+    for chart_key, instance_key in (
+        ("enabled", "enabled"),
+        ("startTimeoutSeconds", "start_timeout_seconds"),
+        ("cancelTimeoutSeconds", "cancel_timeout_seconds"),
+        ("pollIntervalSeconds", "poll_interval_seconds"),
+        ("maxResumeRunAttempts", "max_resume_run_attempts"),
+        ("freeSlotsAfterRunEndSeconds", "free_slots_after_run_end_seconds"),
+    ):
+        assert monitoring[chart_key] == instance["run_monitoring"][instance_key], chart_key
+    assert set(instance["run_monitoring"]) == {
+        "enabled",
+        "start_timeout_seconds",
+        "cancel_timeout_seconds",
+        "poll_interval_seconds",
+        "max_resume_run_attempts",
+        "free_slots_after_run_end_seconds",
+    }
     assert values["dagsterDaemon"]["runRetries"]["maxRetries"] == instance["run_retries"]["max_retries"]
 
 
@@ -308,6 +325,8 @@ def test_dagster_instance_yaml_validates_with_dagsters_own_schema(monkeypatch):
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
     assert config["run_monitoring"]["enabled"] and config["run_retries"]["enabled"]
+    # the daemon gives back the `gpu` slots a finished (canceled, crashed) run still holds
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
     # The launcher and coordinator sections are free-form to the instance schema: check them too.
     launcher = validate_config(K8sRunLauncher.config_type(), config["run_launcher"]["config"])
     assert launcher.success, launcher.errors

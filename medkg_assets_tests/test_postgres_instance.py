@@ -1,12 +1,16 @@
 """The production instance's Postgres storage, against a real PostgreSQL (started by `make test`)."""
 
 import os
+import subprocess
+import sys
+import uuid
 
 import psycopg2
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
+from medkg_assets.automation.stale_runs import Claim, process_tags, release_dead_runs
 from medkg_assets.partitions import register_namespaces
 from medkg_assets.settings import PROJECT_ROOT, get_config
 from medkg_assets_tests.pipeline import ingest, metadata
@@ -45,7 +49,9 @@ def postgres_instance(postgres, tmp_path, monkeypatch, data_dir):
     production = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster" / "dagster.yaml").read_text())
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": production["storage"]}))
+    # storage, pools and run monitoring as in production (the run launcher needs a cluster)
+    blocks = {key: production[key] for key in ("storage", "concurrency", "run_monitoring")}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(blocks))
     with DagsterInstance.local_temp(str(home)) as instance:  # reads home/dagster.yaml
         yield instance
 
@@ -60,3 +66,34 @@ def test_materialisation_is_recorded_in_postgres(postgres_instance, config_dir):
     assert run is not None and run.is_success
     assert instance.get_latest_materialization_event(AssetKey("chunks")) is not None
     assert "tiny" in instance.get_dynamic_partitions("namespace")
+
+
+def test_a_dead_medkg_runs_pool_slot_is_freed_and_handed_on_in_postgres(postgres_instance):
+    """What `medkg run` does before it starts, on the production storage and pool settings."""
+    from medkg_assets_tests.automation_tests.gpu_holder import gpu_holder_job
+
+    instance = postgres_instance
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+    storage = instance.event_log_storage
+    pool = f"gpu-test-{uuid.uuid4().hex[:8]}"  # the database outlives the test: a pool of its own
+    assert storage.initialize_concurrency_limit_to_default(pool)
+    assert storage.get_concurrency_info(pool).limit == 1
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = instance.create_run_for_job(
+        job_def=gpu_holder_job, tags=process_tags(gone.pid), status=DagsterRunStatus.STARTED
+    )
+    waiting = instance.create_run_for_job(
+        job_def=gpu_holder_job, tags=process_tags(), status=DagsterRunStatus.STARTED
+    )
+    try:
+        assert storage.claim_concurrency_slot(pool, dead.run_id, "hold_gpu").is_claimed
+        assert not storage.claim_concurrency_slot(pool, waiting.run_id, "hold_gpu").is_claimed
+        released = [r for r in release_dead_runs(instance) if r.run_id == dead.run_id]
+        assert len(released) == 1 and released[0].claims == [Claim(pool, "hold_gpu", True)]
+        assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(waiting.run_id).status == DagsterRunStatus.STARTED
+        assert storage.claim_concurrency_slot(pool, waiting.run_id, "hold_gpu").is_claimed
+    finally:
+        storage.free_concurrency_slots_for_run(waiting.run_id)
+        storage.delete_concurrency_limit(pool)

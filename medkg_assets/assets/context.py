@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, get_args, get_type_hints
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
     Failure,
     MaterializeResult,
     MetadataValue,
+    Output,
 )
 
 from medkg_assets.resources.telemetry import TelemetryResource
@@ -117,28 +121,79 @@ def partition_metadata(metadata: dict[str, Any], partition_key: str) -> dict[str
 
 def check_each_partition(
     context: AssetCheckExecutionContext, check_one: Callable[[str], AssetCheckResult]
-) -> AssetCheckResult:
-    """Evaluate a check for every partition of the run; a grouped run passes only if all pass."""
+) -> AssetCheckResult | Iterator[Output | AssetCheckEvaluation]:
+    """Evaluate a check for every partition of the run, recording one evaluation per partition.
+
+    A one-partition run returns the partition's `AssetCheckResult` (Dagster tags it with the run's
+    partition). A grouped run (BackfillPolicy with several partitions per run) has no single
+    partition key, and `AssetCheckResult` has no partition field in Dagster 1.13: Dagster would
+    store its result with no partition and leave every partition's planned execution unanswered.
+    So every partition is evaluated first, then the check's output and one `AssetCheckEvaluation`
+    per partition are yielded, each with its partition, the spec's `blocking` flag and the
+    partition's own materialisation as target; Dagster stores each against that partition's
+    planned execution, and fails the step afterwards if any blocking evaluation failed with ERROR.
+    """
     keys = [str(key) for key in context.partition_keys]
     if len(keys) == 1:
         return check_one(keys[0])
-    results = {key: check_one(key) for key in keys}
+    results = {key: check_one(key) for key in keys}  # nothing is recorded if one of them raises
     failed = [key for key, result in results.items() if not result.passed]
-    return AssetCheckResult(
-        passed=not failed,
-        severity=next((r.severity for r in results.values() if not r.passed), AssetCheckSeverity.ERROR),
-        description=(f"failed for {', '.join(failed)}: " if failed else "passed for every partition: ")
-        + "; ".join(f"{key}: {result.description}" for key, result in results.items()),
-        metadata={
-            "partitions": len(keys),
-            PER_PARTITION: MetadataValue.json(
-                {
-                    key: {"passed": r.passed, **_scalar_metadata(r.metadata or {})}
-                    for key, r in results.items()
-                }
-            ),
-        },
+    [spec] = context.check_specs
+    context.log.info(
+        f"{spec.name}: "
+        + (f"failed for {', '.join(failed)}; " if failed else "")
+        + f"{len(keys) - len(failed)}/{len(keys)} partitions passed"
     )
+    return _partition_evaluations(context, spec, results)
+
+
+def _partition_evaluations(
+    context: AssetCheckExecutionContext, spec: AssetCheckSpec, results: dict[str, AssetCheckResult]
+) -> Iterator[Output | AssetCheckEvaluation]:
+    [output] = context.op_def.output_defs  # an @asset_check has the one output
+    yield Output(None, output_name=output.name)
+    for key, result in results.items():
+        yield AssetCheckEvaluation(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            severity=result.severity,
+            description=result.description,
+            blocking=spec.blocking,
+            partition=key,
+            target_materialization_data=_target_materialization(context, spec.asset_key, key),
+        )
+
+
+def _target_materialization_type() -> type | None:
+    """The type of `AssetCheckEvaluation.target_materialization_data`, read off the public class.
+
+    Dagster exports `AssetCheckEvaluation` but not this field's type; it is taken from the class's
+    annotations rather than imported from `dagster._core`. None (no target recorded, which Dagster
+    treats as "compare timestamps") if a Dagster release changes the field.
+    """
+    try:
+        hint = get_type_hints(AssetCheckEvaluation).get("target_materialization_data")
+    except Exception:
+        return None
+    types = [t for t in get_args(hint) if isinstance(t, type) and t is not type(None)]
+    return types[0] if len(types) == 1 else None
+
+
+def _target_materialization(context: AssetCheckExecutionContext, asset_key: AssetKey, partition_key: str):
+    """The partition's latest materialisation, the evaluation's target (what Dagster looks up for
+    a one-partition run): the UI shows a partition's check as current only against it."""
+    target_type = _target_materialization_type()
+    if target_type is None:
+        return None
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return target_type(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
 def layout(config: ProjectConfig | None = None) -> ArtifactLayout:

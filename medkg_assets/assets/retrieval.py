@@ -288,7 +288,8 @@ def _manifest_result(settings: ProjectConfig, manifest: dict, target, rebuilt: b
     latencies = [e["latency_ms"] for e in manifest["entries"] if e["latency_ms"] is not None]
     rows = [
         [stage, *(quality[stage][m] for m in ("recall@10", "ndcg@10", "mrr@10", "recall@100"))]
-        for stage in quality
+        for stage in STAGES
+        if stage in quality
     ]
     latency = (
         {"p50": statistics.median(latencies), "p95": sorted(latencies)[int(0.95 * (len(latencies) - 1))]}

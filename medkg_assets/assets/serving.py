@@ -23,6 +23,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from medkg_assets.assets.context import for_each_partition, layout, markdown_table, telemetry_metadata
 from medkg_assets.assets.dense import dense_hash_parity
 from medkg_assets.assets.dense_index import dense_dimension_matches_profile, faiss_self_recall
+from medkg_assets.assets.opensearch import opensearch_mapping_matches_profile
 from medkg_assets.assets.retrieval import recall_at_10
 from medkg_assets.assets.sparse import sparse_index_document_counts, sparse_vectors_respect_profile_limits
 from medkg_assets.assets.summary import processing_summary
@@ -43,6 +44,7 @@ RELEASE_CHECKS = (
     faiss_self_recall,
     sparse_vectors_respect_profile_limits,
     sparse_index_document_counts,
+    opensearch_mapping_matches_profile,
     recall_at_10,
 )
 

@@ -2,7 +2,9 @@
 
 Metrics always land in `<data dir>/metrics/*.prom` and go to a Pushgateway when
 PROMETHEUS_PUSHGATEWAY_URL is set; events go to `<data dir>/events/embedding-events.jsonl`, or to
-Kafka when KAFKA_BOOTSTRAP_SERVERS is set. A sink that is down is logged, never fails a run.
+Kafka when KAFKA_BOOTSTRAP_SERVERS is set. A sink that is down is logged, never fails a run: a
+Kafka broker that is down costs one bounded wait per stage batch, the batch's events go to
+`<data dir>/events/kafka-undelivered.jsonl` and one warning per batch says so.
 """
 
 from __future__ import annotations
@@ -118,6 +120,26 @@ class TelemetryResource(ConfigurableResource):
         figures = BatchFigures(provider=provider)
         base = StageBatchPayload(tenant_id=tenant, profile=profile, stage=stage, provider=provider)
         sink = event_sink_from_env(self._environ(), get_config().data_dir)  # one per batch
+        try:
+            yield from self._batch(log, sink, figures, base, run_id, namespace, profile, stage)
+        finally:
+            # A Kafka broker that is down costs one bounded wait per batch and one warning that
+            # says where the batch's events went instead (the spool), not a wait and a warning each.
+            warning = sink.take_warning()
+            if warning:
+                log.warning(f"embedding events of {namespace}|{profile} stage {stage}: {warning}")
+
+    def _batch(
+        self,
+        log: DagsterLogManager,
+        sink: EventSink,
+        figures: BatchFigures,
+        base: StageBatchPayload,
+        run_id: str,
+        namespace: str,
+        profile: str,
+        stage: str,
+    ) -> Iterator[BatchFigures]:
         self._emit(log, sink, EventKind.STARTED, namespace, run_id, base)
         metrics = PipelineMetrics()
         started = time.perf_counter()

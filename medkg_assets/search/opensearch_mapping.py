@@ -103,3 +103,103 @@ def chunk_document(
     if dense is not None:
         document[DENSE_FIELD] = dense
     return document
+
+
+# OpenSearch's index naming rules (create-index API docs; aliases and templates follow them too):
+# lower case, no space, comma or any of : " * + / \ | ? # > <, not "." or "..", not starting with
+# _ - +, at most 255 bytes.
+FORBIDDEN_NAME_CHARS = frozenset(' ,:"*+/\\|?#><')
+MAX_NAME_BYTES = 255
+RANK_FEATURES = "rank_features"
+KNN_VECTOR = "knn_vector"
+
+
+def name_problems(kind: str, name: str, *, wildcard: bool = False) -> list[str]:
+    """Why `name` is not a valid OpenSearch index/alias/template name ([] when it is).
+
+    `wildcard` allows `*` (an index pattern); field names use the same rules (the project's
+    mappings are flat, lower-case snake case) and may not contain `.` (it would become an object path).
+    """
+    problems = []
+    if not name:
+        return [f"{kind} name is empty"]
+    if name != name.lower():
+        problems.append(f"{kind} '{name}' is not lower case")
+    forbidden = FORBIDDEN_NAME_CHARS - ({"*"} if wildcard else set())
+    if kind == "field":
+        forbidden = forbidden | {"."}
+    bad = sorted({c for c in name if c in forbidden or c.isspace()})
+    if bad:
+        problems.append(f"{kind} '{name}' contains forbidden characters {''.join(bad)!r}")
+    if name[0] in "_-+":
+        problems.append(f"{kind} '{name}' starts with '{name[0]}'")
+    if name in (".", ".."):
+        problems.append(f"{kind} name may not be '{name}'")
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        problems.append(f"{kind} '{name[:40]}…' is {size} bytes (max {MAX_NAME_BYTES})")
+    return problems
+
+
+def template_problems(
+    template: dict[str, Any],
+    namespace: str,
+    profile: EmbeddingProfile,
+    sparse_enabled: bool,
+    sparse_field: str = DEFAULT_SPARSE_FIELD,
+) -> list[str]:
+    """What in a written index template does not fit the profile or OpenSearch ([] when all does).
+
+    Checked: the knn_vector field's dimension is the profile's dense dims; the rank_features field
+    is there when the sparse stage is on; the index, read alias, template name, index patterns and
+    every field name are valid OpenSearch names; the versioned index matches the template's
+    patterns (else the cluster would create it without this mapping).
+    """
+    from fnmatch import fnmatchcase
+
+    problems: list[str] = []
+    index, alias, name = (
+        index_name(namespace, profile),
+        read_alias(namespace),
+        template_name(namespace, profile),
+    )
+    problems += (
+        name_problems("index", index) + name_problems("alias", alias) + name_problems("template", name)
+    )
+    patterns = template.get("index_patterns")
+    if not isinstance(patterns, list) or not patterns:
+        problems.append("index_patterns missing")
+        patterns = []
+    for pattern in patterns:
+        problems += name_problems("index pattern", str(pattern), wildcard=True)
+    if patterns and not any(fnmatchcase(index, str(p)) for p in patterns):
+        problems.append(f"index '{index}' matches none of the template's index_patterns {patterns}")
+    mappings = (template.get("template") or {}).get("mappings") or {}
+    properties = mappings.get("properties")
+    if not isinstance(properties, dict):
+        return [*problems, "template.mappings.properties missing"]
+    for field in properties:
+        problems += name_problems("field", str(field))
+    knn = [
+        (f, spec)
+        for f, spec in properties.items()
+        if isinstance(spec, dict) and spec.get("type") == KNN_VECTOR
+    ]
+    if not knn:
+        problems.append(f"no {KNN_VECTOR} field (expected '{DENSE_FIELD}')")
+    for field, spec in knn:
+        if spec.get("dimension") != profile.dense.dims:
+            problems.append(
+                f"{KNN_VECTOR} field '{field}' has dimension {spec.get('dimension')}, "
+                f"profile {profile.name} says dims={profile.dense.dims}"
+            )
+    if sparse_enabled:
+        spec = properties.get(sparse_field)
+        if not isinstance(spec, dict) or spec.get("type") != RANK_FEATURES:
+            found = (
+                "missing"
+                if spec is None
+                else f"of type {spec.get('type') if isinstance(spec, dict) else spec!r}"
+            )
+            problems.append(f"sparse is enabled but the {RANK_FEATURES} field '{sparse_field}' is {found}")
+    return problems

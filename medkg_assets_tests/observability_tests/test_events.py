@@ -264,17 +264,74 @@ def _unused_local_port() -> int:
 
 def test_kafka_sink_without_a_broker_fails_fast_naming_the_bootstrap_servers():
     servers = f"127.0.0.1:{_unused_local_port()}"
-    sink = KafkaEventSink(
-        servers,
-        flush_timeout_s=10,
-        producer_config={
-            "message.timeout.ms": 1000,
-            "socket.timeout.ms": 500,
-            "socket.connection.setup.timeout.ms": 1000,
-            "log_level": 0,
-        },
-    )
+    sink = KafkaEventSink(servers, producer_config={"log_level": 0})
     started = time.monotonic()
     with pytest.raises(KafkaDeliveryError, match=f"bootstrap servers '{servers}'"):
         sink.emit(fixed_event(EventKind.STARTED))
+    # Without a spool the broker is given up on once; the next event is refused at once.
+    with pytest.raises(KafkaDeliveryError, match="already found unavailable"):
+        sink.emit(fixed_event(EventKind.COMPLETED))
     assert time.monotonic() - started < 8
+
+
+# Measured on the 2-core dev machine: a refused broker is detected in about 0.01 s (librdkafka
+# reports all brokers down after the first refused connect) and the rest of the batch is spooled
+# without a wait; before, every event waited its 10 s flush timeout (50 s for these five). The
+# ceiling stays below one old per-event wait and far above the measurement.
+BATCH_CEILING_S = 6.0
+
+
+def test_a_kafka_broker_that_is_down_costs_one_bounded_wait_per_batch_and_loses_no_event(tmp_path):
+    servers = f"127.0.0.1:{_unused_local_port()}"
+    sink = event_sink_from_env({KAFKA_BOOTSTRAP_SERVERS_ENV: servers}, tmp_path)
+    events = [
+        build_event(kind, namespace=NAMESPACE, run_id=RUN_ID, payload=PAYLOADS[kind])
+        for kind in [EventKind.STARTED, EventKind.COMPLETED] * 2 + [EventKind.FAILED]
+    ]
+    started = time.monotonic()
+    for event in events:
+        sink.emit(event)  # spooled, not raised: the batch goes on
+    elapsed = time.monotonic() - started
+    assert elapsed < BATCH_CEILING_S, f"{len(events)} events took {elapsed:.2f}s against a refused broker"
+    spool = tmp_path / "events" / "kafka-undelivered.jsonl"
+    assert [record["id"] for record in read_jsonl(spool)] == [e.get_id() for e in events]
+    assert [event_from_json(line).get_data() for line in spool.read_text().splitlines()] == [
+        e.get_data() for e in events
+    ]
+    warning = sink.take_warning()
+    assert warning is not None
+    assert f"bootstrap servers '{servers}'" in warning and str(spool) in warning
+    assert "5 event(s) written to" in warning and "Connection refused" in warning
+    assert sink.take_warning() is None  # one warning per batch, not one per event
+    assert not (tmp_path / "events" / "embedding-events.jsonl").exists()
+
+
+# Measured: a broker that accepts the connection but never answers is given up on after the 3 s
+# connection set-up timeout (3.1 s); the delivery timeout (5 s + 1 s margin) bounds it in any case.
+HUNG_BATCH_CEILING_S = 9.0
+
+
+def test_a_kafka_broker_that_accepts_but_never_answers_is_given_up_on_once_per_batch(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+        servers = f"127.0.0.1:{hung.getsockname()[1]}"
+        sink = event_sink_from_env({KAFKA_BOOTSTRAP_SERVERS_ENV: servers}, tmp_path)
+        started = time.monotonic()
+        for kind in (EventKind.STARTED, EventKind.COMPLETED, EventKind.STARTED, EventKind.COMPLETED):
+            sink.emit(build_event(kind, namespace=NAMESPACE, run_id=RUN_ID, payload=PAYLOADS[kind]))
+        elapsed = time.monotonic() - started
+    assert elapsed < HUNG_BATCH_CEILING_S, f"4 events took {elapsed:.2f}s against a hung broker"
+    assert len(read_jsonl(tmp_path / "events" / "kafka-undelivered.jsonl")) == 4
+    warning = sink.take_warning()
+    assert "4 event(s) written to" in warning and f"bootstrap servers '{servers}'" in warning
+
+
+def test_a_kafka_sink_whose_spool_is_not_writable_says_the_events_are_lost(tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the events directory should be")
+    sink = event_sink_from_env({KAFKA_BOOTSTRAP_SERVERS_ENV: f"127.0.0.1:{_unused_local_port()}"}, blocked)
+    sink.emit(fixed_event(EventKind.STARTED))
+    sink.emit(fixed_event(EventKind.COMPLETED))
+    warning = sink.take_warning()
+    assert "2 event(s) LOST" in warning and EVENT_IDS[EventKind.STARTED] in warning

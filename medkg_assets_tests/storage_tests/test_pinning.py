@@ -62,7 +62,9 @@ def test_indexes_of_different_chunk_versions_are_refused_naming_the_stale_stages
 def test_a_missing_stage_names_itself_and_its_input(layout):
     version = publish_chunks(layout, "c\n")
     publish(layout, "faiss_index", version)
-    with pytest.raises(ArtefactSetError, match="sparse_vectors, sparse_index not built yet; rebuild sparse_vectors"):
+    with pytest.raises(
+        ArtefactSetError, match="sparse_vectors, sparse_index not built yet; rebuild sparse_vectors"
+    ):
         pin_chunk_version(layout, "ns", "p")
 
 
@@ -79,5 +81,8 @@ def test_a_chunk_version_no_longer_kept_is_refused(layout):
     publish(layout, "faiss_index", first)
     for n in range(1, 6):  # more rebuilds than the store keeps
         publish_chunks(layout, f"v{n}\n")
-    with pytest.raises(ArtefactSetError, match=f"chunks version {first}, which faiss_index were built from, is no longer kept"):
+    with pytest.raises(
+        ArtefactSetError,
+        match=f"chunks version {first}, which faiss_index were built from, is no longer kept",
+    ):
         pin_chunk_version(layout, "ns", "p", ("faiss_index",))
