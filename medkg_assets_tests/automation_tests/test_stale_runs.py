@@ -85,6 +85,25 @@ def gpu_pending(instance: DagsterInstance) -> list:
     return list(instance.event_log_storage.get_concurrency_info(GPU).pending_steps)
 
 
+def assert_sleeps_then_stops_on(waiter, signum, log) -> str:
+    """The waiting process uses < 1 s of CPU in 3 s, and `signum` stops it within 10 s with
+    exit status 128 + signum; returns its output."""
+    before = cpu_seconds(waiter.pid)
+    time.sleep(3)
+    assert cpu_seconds(waiter.pid) - before < 1.0, "the waiting run busy-waits"
+    sent = time.monotonic()
+    os.kill(waiter.pid, signum)
+    try:
+        waiter.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        waiter.kill()
+        pytest.fail(f"{signum.name} did not stop the waiting run:\n{log.read_text()[-3000:]}")
+    assert time.monotonic() - sent < 10
+    output = log.read_text()
+    assert waiter.returncode == 128 + signum, output[-3000:]
+    return output
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -277,20 +296,7 @@ def test_a_run_waiting_on_a_live_holder_reports_it_and_stops_on_a_signal(tmp_pat
             "report of the wait",
         )
         assert holder.run_id in line, line
-        before = cpu_seconds(waiter.pid)
-        time.sleep(3)
-        assert cpu_seconds(waiter.pid) - before < 1.0, "the waiting run busy-waits"
-
-        sent = time.monotonic()
-        os.kill(waiter.pid, signum)
-        try:
-            waiter.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            waiter.kill()
-            pytest.fail(f"{signum.name} did not stop the waiting run:\n{log.read_text()[-3000:]}")
-        assert time.monotonic() - sent < 10
-        output = log.read_text()
-        assert waiter.returncode == 128 + signum, output[-3000:]
+        output = assert_sleeps_then_stops_on(waiter, signum, log)
         assert f"{signum.name} while waiting for a pool slot before the run started (index_job" in output
         # The live holder keeps its slot; the waiter left no claim behind.
         assert [c.run_id for c in gpu_claims(instance)] == [holder.run_id]
@@ -337,20 +343,7 @@ def test_a_run_waiting_inside_dagsters_executor_reports_it_and_stops_on_a_signal
         run_id = line.split()[1]
         assert line.startswith(f"run {run_id} waiting for pool gpu (limit 1): held by run {holder.run_id}")
         assert [p.run_id for p in gpu_pending(instance) if p.assigned_timestamp is None] == [run_id]
-        before = cpu_seconds(waiter.pid)
-        time.sleep(3)
-        assert cpu_seconds(waiter.pid) - before < 1.0, "the run busy-waits inside Dagster's executor"
-
-        sent = time.monotonic()
-        os.kill(waiter.pid, signum)
-        try:
-            waiter.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            waiter.kill()
-            pytest.fail(f"{signum.name} did not stop the run waiting in Dagster:\n{log.read_text()[-3000:]}")
-        assert time.monotonic() - sent < 10
-        output = log.read_text()
-        assert waiter.returncode == 128 + signum, output[-3000:]
+        output = assert_sleeps_then_stops_on(waiter, signum, log)
         assert f"{signum.name}: stopped; run {run_id} of pool_wait_job was canceled while it waited" in output
         assert instance.get_run_by_id(run_id).status.value == "CANCELED"
         assert not [p for p in gpu_pending(instance) if p.run_id == run_id]
