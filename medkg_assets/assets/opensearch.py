@@ -69,8 +69,9 @@ def _opensearch_mapping(
     namespace_name, profile_name = split_partition_key(partition_key)
     profile = settings.profiles.get(profile_name)
     paths = layout(settings)
-    try:  # the documents published are one chunk version, with that version's vectors
-        pinned = pin_chunk_version(paths, namespace_name, profile_name, PUBLISHED_STAGES)
+    try:  # published documents are one chunk version, with that version's vectors
+        stages = PUBLISHED_STAGES if opensearch.configured else ("sparse_vectors",)
+        pinned = pin_chunk_version(paths, namespace_name, profile_name, stages)
     except ArtefactSetError as error:
         raise Failure(description=f"opensearch mapping not written: {error}") from error
     template = build_index_template(namespace_name, profile, DEFAULT_SPARSE_FIELD)
