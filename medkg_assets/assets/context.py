@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any, get_args, get_type_hints
 
 from dagster import (
@@ -166,6 +167,7 @@ def _partition_evaluations(
         )
 
 
+@cache
 def _target_materialization_type() -> type | None:
     """The type of `AssetCheckEvaluation.target_materialization_data`, read off the public class.
 
