@@ -11,12 +11,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def isolated_data_dir(prefix: str) -> Path:
-    """Point MEDKG_DATA_DIR at a fresh temp folder (before the configuration is loaded)."""
+    """Point MEDKG_DATA_DIR at a fresh temp folder (before the settings are built)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["MEDKG_DATA_DIR"] = str(path)
-    from medkg_assets.settings import reset_config
-
-    reset_config()
     return path
 
 

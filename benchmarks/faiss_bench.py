@@ -44,12 +44,12 @@ def main() -> None:
     from medkg_assets.encoders.dense import SentenceTransformerEncoder
     from medkg_assets.evaluation.eval_set import load_eval_set
     from medkg_assets.model_reference import resolve_model
-    from medkg_assets.settings import get_config
+    from medkg_assets.settings import Settings
     from medkg_assets.storage.layout import ArtifactLayout
     from medkg_assets.vectors.dense_artifact import DenseArtifact
     from medkg_assets.vectors.faiss_indexes import build_index
 
-    config = get_config()
+    config = Settings()
     namespace = config.namespace(args.namespace)
     profile = config.profiles.get("minilm_hnsw_cpu")
     dense = DenseArtifact.load(

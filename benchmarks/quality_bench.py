@@ -33,10 +33,10 @@ def main() -> None:
     args = parser.parse_args()
     from dagster import DagsterInstance
 
-    from medkg_assets.settings import get_config
+    from medkg_assets.settings import Settings
     from medkg_assets.storage.layout import ArtifactLayout
 
-    paths = ArtifactLayout(get_config().data_dir)
+    paths = ArtifactLayout(Settings().data_dir)
     manifest = json.loads(paths.rerank_manifest(args.namespace, args.profile).read_text())
     summary = json.loads(paths.processing_summary(args.namespace, args.profile).read_text())
     quality = manifest["quality"]

@@ -34,9 +34,11 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 
 def ingest_job():
-    from medkg_assets.definitions import defs
+    """Module level, so `reconstructable` rebuilds it in executor subprocesses from the env."""
+    from medkg_assets.definitions import build_definitions
+    from medkg_assets.settings import Settings
 
-    return defs.resolve_job_def("ingest_job")
+    return build_definitions(Settings()).resolve_job_def("ingest_job")
 
 
 def timed_run(instance, tags: dict[str, str], expected: list[str]) -> float:
@@ -59,10 +61,10 @@ def timed_run(instance, tags: dict[str, str], expected: list[str]) -> float:
 
 def measure(instance, singles: list[str], grouped: list[str]) -> tuple[list[float], float]:
     """Seconds of each single-partition run, then of one run over every `grouped` partition."""
-    from medkg_assets.partitions import NAMESPACE_DIMENSION, register_namespaces
-    from medkg_assets.settings import get_config
+    from medkg_assets.orchestration.partitions import NAMESPACE_DIMENSION, register_namespaces
+    from medkg_assets.settings import Settings
 
-    register_namespaces(instance, get_config().namespaces)
+    register_namespaces(instance, Settings().namespaces)
     order = instance.get_dynamic_partitions(NAMESPACE_DIMENSION)
     start = order.index(grouped[0])
     assert order[start : start + len(grouped)] == grouped, "grouped namespaces are not one block"
@@ -73,7 +75,7 @@ def measure(instance, singles: list[str], grouped: list[str]) -> tuple[list[floa
 
 def tiny_project(root: Path, runs: int) -> tuple[list[str], list[str]]:
     """Config with `runs` single namespaces and `runs` grouped twins reading the same documents."""
-    from medkg_assets_tests.conftest import make_tiny_project
+    from medkg_assets.samples import make_tiny_project
 
     suffix = secrets.token_hex(3)
     singles = [f"single-{suffix}-{i:02d}" for i in range(runs)]
@@ -102,9 +104,8 @@ def main() -> None:
     os.environ["MEDKG_DATA_DIR"] = str(root / "data")
     from dagster import DagsterInstance
 
-    from medkg_assets.settings import PROJECT_ROOT, reset_config
+    from medkg_assets.settings import PROJECT_ROOT
 
-    reset_config()
     rows = []
     (root / "sqlite").mkdir()
     with DagsterInstance.local_temp(str(root / "sqlite")) as instance:

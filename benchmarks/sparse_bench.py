@@ -45,13 +45,13 @@ def main() -> None:
         write_impact_collection,
         write_text_collection,
     )
-    from medkg_assets.settings import get_config
+    from medkg_assets.settings import Settings
     from medkg_assets.storage.atomic import read_jsonl
     from medkg_assets.storage.layout import ArtifactLayout
     from medkg_assets.text.chunking import Chunk
     from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
-    config = get_config()
+    config = Settings()
     profile = config.profiles.get("minilm_cpu")
     namespace = config.namespace(args.namespace)
     paths = ArtifactLayout(config.data_dir)

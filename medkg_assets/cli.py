@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from medkg_assets.settings import PROJECT_ROOT
+from medkg_assets.settings import PROJECT_ROOT, Settings, configure_logging, load_settings
 
 
 def _instance():
@@ -35,12 +35,18 @@ def _materialisations(result) -> list[tuple[str, str]]:
     return rows
 
 
-def run_command(args: argparse.Namespace) -> int:
-    from medkg_assets.definitions import defs
-    from medkg_assets.partitions import namespace_profile_key, register_namespaces
-    from medkg_assets.settings import get_config
+def _settings() -> Settings:
+    """The command's settings, built once from the environment (banner and warnings logged)."""
+    configure_logging()
+    return load_settings()
 
-    config = get_config()
+
+def run_command(args: argparse.Namespace) -> int:
+    from medkg_assets.definitions import build_definitions
+    from medkg_assets.orchestration.partitions import namespace_profile_key, register_namespaces
+
+    config = _settings()
+    defs = build_definitions(config)
     print(config.banner())
     namespace = config.namespace(args.namespace).name
     profile = config.profiles.get(args.profile or config.resolution.profile).name
@@ -195,23 +201,22 @@ def search_command(args: argparse.Namespace) -> int:
     from medkg_assets.search.query import searchable_query
 
     query = searchable_query(args.query)  # before anything slow loads
-    from medkg_assets.assets.retrieval import open_retriever
-    from medkg_assets.assets.serving import live_profile
-    from medkg_assets.definitions import defs
+    from medkg_assets.definitions import build_resources
     from medkg_assets.encoders.rerank import RerankerUnavailableError
-    from medkg_assets.settings import get_config
+    from medkg_assets.stages.context import StageContext
+    from medkg_assets.stages.rerank import open_retriever
+    from medkg_assets.stages.serving import live_profile
+    from medkg_assets.storage.layout import ArtifactLayout
 
-    config = get_config()
+    config = _settings()
     namespace = config.namespace(args.namespace).name
     # Readers follow the serving alias: the live profile, unless one is asked for.
     profile = config.profiles.get(
-        args.profile or live_profile(config, namespace) or config.resolution.profile
+        args.profile or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
     )
-    resources = defs.resources
+    resources = build_resources(config)
     retriever = open_retriever(
-        config,
-        namespace,
-        profile.name,
+        StageContext.build(config, namespace, profile.name),
         resources["dense_encoder"],
         resources["sparse_encoder"],
         resources["lucene"],
@@ -256,11 +261,11 @@ def _failure_reason(result) -> str:
 
 def promote_command(args: argparse.Namespace) -> int:
     """Materialise `serving_alias` for a namespace (the checks + Recall@10 gate decides)."""
-    from medkg_assets.definitions import defs
-    from medkg_assets.partitions import register_namespaces
-    from medkg_assets.settings import get_config
+    from medkg_assets.definitions import build_definitions
+    from medkg_assets.orchestration.partitions import register_namespaces
 
-    config = get_config()
+    config = _settings()
+    defs = build_definitions(config)
     namespace = config.namespace(args.namespace).name
     instance = _instance()
     register_namespaces(instance, config.namespaces)
@@ -279,10 +284,10 @@ def rollback_command(args: argparse.Namespace) -> int:
     """Run `rollback_job` for a namespace and say how long the switch took."""
     import time
 
-    from medkg_assets.definitions import defs
-    from medkg_assets.settings import get_config
+    from medkg_assets.definitions import build_definitions
 
-    config = get_config()
+    config = _settings()
+    defs = build_definitions(config)
     namespace = config.namespace(args.namespace).name
     instance = _instance()
     started = time.perf_counter()
@@ -303,14 +308,15 @@ def rollback_command(args: argparse.Namespace) -> int:
 def _last_checks(instance, namespace: str, profile: str | None) -> str:
     if profile is None:
         return "-"
-    from medkg_assets.assets.serving import failing_checks
+    from medkg_assets.orchestration.check_status import failing_checks
 
     failing = failing_checks(instance, namespace, profile)
     return "all passed" if not failing else "failing: " + ", ".join(failing)
 
 
-def _print_status(config, instance, namespaces: list[str]) -> None:
-    from medkg_assets.assets.serving import live_profile
+def _print_status(config: Settings, instance, namespaces: list[str]) -> None:
+    from medkg_assets.stages.serving import live_profile
+    from medkg_assets.storage.layout import ArtifactLayout
 
     candidate = config.candidate_profile
     print(
@@ -322,7 +328,7 @@ def _print_status(config, instance, namespaces: list[str]) -> None:
         f"{'namespace':<20} {'live':<16} {'candidate':<16} {'in rollout':<10}  last checks (live | candidate)"
     )
     for name in namespaces:
-        live = live_profile(config, name)
+        live = live_profile(ArtifactLayout(config.data_dir), name)
         target = candidate if config.in_rollout(name) else None
         print(
             f"{name:<20} {live or 'none':<16} {target or '-':<16} {'yes' if target else 'no':<10}  "
@@ -332,11 +338,26 @@ def _print_status(config, instance, namespaces: list[str]) -> None:
 
 def status_command(args: argparse.Namespace) -> int:
     """Per namespace: live profile, candidate, rollout percentage, last check results."""
-    from medkg_assets.settings import get_config
-
-    config = get_config()
+    config = _settings()
     names = [config.namespace(args.namespace).name] if args.namespace else sorted(config.namespaces)
     _print_status(config, _instance(), names)
+    return 0
+
+
+def register_namespaces_command(args: argparse.Namespace) -> int:
+    """Add every configured namespace as a partition of the instance ($DAGSTER_HOME), so the UI,
+    backfills and `dagster asset materialize` can address it before the source sensor has ticked."""
+    from medkg_assets.orchestration.partitions import register_namespaces
+
+    config = _settings()
+    instance = _instance()
+    added = register_namespaces(instance, config.namespaces)
+    home = os.environ["DAGSTER_HOME"]
+    print(
+        f"registered namespace partitions in {home}: {', '.join(added)}"
+        if added
+        else f"every configured namespace is already a partition in {home} ({len(config.namespaces)})"
+    )
     return 0
 
 
@@ -363,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help="serve a namespace's previous profile again")
     rollback.add_argument("--namespace", required=True)
     rollback.set_defaults(handler=rollback_command)
+    register = commands.add_parser(
+        "register-namespaces", help="make every configured namespace a partition of the Dagster instance"
+    )
+    register.set_defaults(handler=register_namespaces_command)
     release = commands.add_parser(
         "release-run", help="free the pool claims of dead runs (unfinished ones are marked FAILURE)"
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,33 +21,24 @@ from medkg_assets.config import (
     load_environment,
     load_profiles,
 )
+from medkg_assets.config.env_names import (
+    EMBEDDER_ENABLE_RERANK,
+    EMBEDDER_ENABLE_SPARSE,
+    EMBEDDING_PROFILE_EXPERIMENT,
+    EMBEDDING_PROFILE_SWAPPABLE,
+    EMBEDDINGS_PROFILE,
+    MEDKG_CONFIG_DIR,
+    MEDKG_DATA_DIR,
+    MEDKG_ENV,
+    MEDKG_MODELS_DIR,
+)
 from medkg_assets.config.environments import PERMISSIVE_ENVIRONMENTS
 from medkg_assets.config.namespaces import scan_namespaces
+from medkg_assets.rollout.selection import parse_percentage, rollout_set
 
 logger = logging.getLogger("medkg_assets")
-if not logger.handlers:  # the start-up banner must show in `dagster dev` and code-server logs
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("%(asctime)s - medkg_assets - %(levelname)s - %(message)s"))
-    logger.addHandler(_handler)
-    logger.setLevel(logging.INFO)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-# Environment variable names, as the runbook and the issues spell them.
-MEDKG_ENV = "MEDKG_ENV"
-MEDKG_CONFIG_DIR = "MEDKG_CONFIG_DIR"
-MEDKG_DATA_DIR = "MEDKG_DATA_DIR"
-MEDKG_MODELS_DIR = "MEDKG_MODELS_DIR"
-EMBEDDINGS_PROFILE = "EMBEDDINGS_PROFILE"
-EMBEDDING_PROFILE_SWAPPABLE = "EMBEDDING_PROFILE_SWAPPABLE"
-EMBEDDING_PROFILE_EXPERIMENT = "EMBEDDING_PROFILE_EXPERIMENT"
-PROFILE_ROLLOUT_PERCENTAGE = "PROFILE_ROLLOUT_PERCENTAGE"
-EMBEDDER_ENABLE_SPARSE = "EMBEDDER_ENABLE_SPARSE"
-EMBEDDER_ENABLE_RERANK = "EMBEDDER_ENABLE_RERANK"
-EMBEDDER_RERANK_BATCH_CAP = "EMBEDDER_RERANK_BATCH_CAP"
-EMBEDDER_VRAM_BUDGET_GB = "EMBEDDER_VRAM_BUDGET_GB"
-EMBEDDER_DEVICE = "EMBEDDER_DEVICE"
-VLLM_URL = "VLLM_URL"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -127,8 +120,12 @@ def resolve_profile(
     )
 
 
-class ProjectConfig:
-    """Everything configured for this process: environment, profiles, namespaces, toggles."""
+class Settings:
+    """Everything configured for this process: environment, profiles, namespaces, toggles.
+
+    Built once at an edge (`definitions.py`, the CLI, a benchmark) from the environment and
+    passed down explicitly; nothing below the edges reads the environment again.
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self.environ = dict(os.environ if environ is None else environ)
@@ -172,14 +169,10 @@ class ProjectConfig:
 
     @cached_property
     def rollout_percentage(self) -> int:
-        from medkg_assets.rollout.selection import parse_percentage
-
         return parse_percentage(self.environ)
 
     def in_rollout(self, namespace: str) -> bool:
         """Whether `namespace` takes the candidate profile (canary list or hash percentage)."""
-        from medkg_assets.rollout.selection import rollout_set
-
         canary = self.environment.rollout.canary_namespaces
         return self.candidate_profile is not None and bool(
             rollout_set([namespace], canary, self.rollout_percentage)
@@ -189,13 +182,15 @@ class ProjectConfig:
         """Profiles automation builds for `namespace`: `primary` (default: the resolved profile),
         plus the candidate when the namespace is in the rollout."""
         profiles = [primary or self.resolution.profile]
-        if self.in_rollout(namespace) and self.candidate_profile not in profiles:
-            profiles.append(self.candidate_profile)
+        candidate = self.candidate_profile
+        if candidate is not None and self.in_rollout(namespace) and candidate not in profiles:
+            profiles.append(candidate)
         return profiles
 
     def serving_target(self, namespace: str) -> str:
         """The profile `serving_alias` makes live by default: the candidate in rollout, else the baseline."""
-        return self.candidate_profile if self.in_rollout(namespace) else self.resolution.baseline
+        candidate = self.candidate_profile
+        return candidate if candidate is not None and self.in_rollout(namespace) else self.resolution.baseline
 
     def namespace(self, name: str) -> NamespaceConfig:
         """The namespace called `name`; an unknown name lists the configured ones."""
@@ -212,7 +207,7 @@ class ProjectConfig:
             ) from None
 
     def warnings(self) -> list[str]:
-        """Start-up problems that do not stop the process (logged once by `get_config`)."""
+        """Start-up problems that do not stop the process (logged once by `load_settings`)."""
         return [f"namespace file skipped: {message}" for message in self.invalid_namespace_files.values()]
 
     def banner(self) -> str:
@@ -229,21 +224,32 @@ class ProjectConfig:
         )
 
 
-_loaded: ProjectConfig | None = None
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, with the start-up banner and warnings logged (edges only)."""
+    settings = Settings(environ)
+    logger.info(settings.banner())
+    for warning in settings.warnings():
+        logger.warning(warning)
+    return settings
 
 
-def get_config() -> ProjectConfig:
-    """The configuration of this process, loaded once (start-up errors surface here)."""
-    global _loaded
-    if _loaded is None:
-        _loaded = ProjectConfig()
-        logger.info(_loaded.banner())
-        for warning in _loaded.warnings():
-            logger.warning(warning)
-    return _loaded
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to `sys.stderr` as it is at each record (a redirected or captured stream included),
+    not to the stream that was current when logging was configured."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
-def reset_config() -> None:
-    """Forget the loaded configuration (tests that change the environment)."""
-    global _loaded
-    _loaded = None
+def configure_logging() -> None:
+    """Show the start-up banner in `dagster dev` and code-server logs (called by the edges)."""
+    if not logger.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s - medkg_assets - %(levelname)s - %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def start_dagster_dev(
         "MEDKG_ENV": "test",
         "HF_HUB_OFFLINE": "1",
     }
+    # What an operator does before the first `dagster dev` (make dev): the namespaces become partitions.
+    subprocess.run(
+        [sys.executable, "-m", "medkg_assets.cli", "register-namespaces"], env=env, check=True, timeout=120
+    )
     log_path = root / "dagster_dev.log"
     server = DagsterServer(f"http://127.0.0.1:{port}", root / "data", log_path)
 

@@ -2,6 +2,6 @@
 
 
 def index_job():
-    from medkg_assets.definitions import defs
+    from medkg_assets_tests.pipeline import definitions
 
-    return defs.resolve_job_def("index_job")
+    return definitions().resolve_job_def("index_job")

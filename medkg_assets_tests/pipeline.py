@@ -1,23 +1,50 @@
-"""Helpers that run pipeline stages through Dagster's own `materialize`."""
+"""Helpers that run pipeline stages through Dagster's own `materialize`.
+
+Each call builds the definitions from the test's current environment, as the code location
+would; `RESOURCE_OVERRIDES` (monkeypatch it) swaps a resource for one test.
+"""
+
+from typing import Any
 
 import yaml
-from dagster import AssetSelection, materialize
+from dagster import AssetSelection, Definitions, materialize
 
-from medkg_assets.definitions import defs
-from medkg_assets.partitions import namespace_profile_key
-from medkg_assets.settings import reset_config
+from medkg_assets.definitions import build_definitions
+from medkg_assets.orchestration.partitions import namespace_profile_key
+from medkg_assets_tests.conftest import current_settings
 
 INGEST = AssetSelection.groups("ingest")
 SERVING = AssetSelection.groups("serving")
+RESOURCE_OVERRIDES: dict[str, Any] = {}
 
 
-def _all_assets_and_checks():
-    return list(defs.assets) + list(defs.asset_checks or [])
+def definitions() -> Definitions:
+    """The code location for this test's settings, with `RESOURCE_OVERRIDES` applied."""
+    defs = build_definitions(current_settings())
+    if not RESOURCE_OVERRIDES:
+        return defs
+    return Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        sensors=defs.sensors,
+        schedules=defs.schedules,
+        resources={**(defs.resources or {}), **RESOURCE_OVERRIDES},
+    )
+
+
+def resources() -> dict[str, Any]:
+    return dict(definitions().resources or {})
+
+
+def _all_assets_and_checks(defs: Definitions):
+    return list(defs.assets or []) + list(defs.asset_checks or [])
 
 
 def ingest(instance, namespace):
+    defs = definitions()
     return materialize(
-        _all_assets_and_checks(),
+        _all_assets_and_checks(defs),
         instance=instance,
         partition_key=namespace,
         selection=INGEST,
@@ -28,8 +55,9 @@ def ingest(instance, namespace):
 def index(instance, namespace, profile, selection=None, raise_on_error=True, tags=None):
     """Materialise the per-profile stages (default: everything after ingest) with their checks."""
     selection = selection or (AssetSelection.all(include_sources=False) - INGEST - SERVING)
+    defs = definitions()
     return materialize(
-        _all_assets_and_checks(),
+        _all_assets_and_checks(defs),
         instance=instance,
         partition_key=str(namespace_profile_key(namespace, profile)),
         selection=selection,
@@ -61,17 +89,16 @@ def step_failure(result):
 
 
 def edit_profiles(config_dir, mutate):
-    """Change `embedding_profiles.yaml` in the test's config copy and reload configuration."""
+    """Change `embedding_profiles.yaml` in the test's config copy (the next settings read it)."""
     path = config_dir / "embedding_profiles.yaml"
     data = yaml.safe_load(path.read_text())
     mutate(data["profiles"])
     path.write_text(yaml.safe_dump(data))
-    reset_config()
 
 
 def release_checks(instance, namespace, profile):
     """Re-evaluate the partition's checks without recomputing assets."""
-    job = defs.resolve_job_def("release_checks_job")
+    job = definitions().resolve_job_def("release_checks_job")
     # A checks-only job carries no partitions definition of its own: pass the partition as tags.
     return job.execute_in_process(
         instance=instance, raise_on_error=False, tags=partition_tags(namespace, profile)
@@ -83,8 +110,7 @@ def index_requests_after_ingest(instance, request):
     `index_after_ingest_sensor` on that run: (ingest result, the index run requests)."""
     from dagster import build_run_status_sensor_context
 
-    from medkg_assets.automation.sensors import index_after_ingest_sensor
-
+    defs = definitions()
     result = defs.resolve_job_def("ingest_job").execute_in_process(
         partition_key=request.partition_key, instance=instance, tags=request.tags
     )
@@ -94,7 +120,7 @@ def index_requests_after_ingest(instance, request):
         dagster_run=result.dagster_run,
         dagster_event=result.get_run_success_event(),
     )
-    return result, index_after_ingest_sensor(context)
+    return result, defs.resolve_sensor_def("index_after_ingest_sensor")(context)
 
 
 def partition_tags(namespace, profile):

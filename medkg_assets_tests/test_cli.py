@@ -1,4 +1,5 @@
-"""The Dagster CLI materialises partitions of a fresh instance (namespaces registered at load)."""
+"""The Dagster CLI materialises partitions of a fresh instance once `medkg register-namespaces` has
+made the configured namespaces partitions (loading the code location registers nothing)."""
 
 import os
 import shutil
@@ -28,6 +29,15 @@ def test_chunks_then_dense_materialise_from_the_dagster_cli(config_dir, data_dir
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
+    register = subprocess.run(
+        [sys.executable, "-m", "medkg_assets.cli", "register-namespaces"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert register.returncode == 0, register.stderr[-2000:]
+    assert f"registered namespace partitions in {home}: tiny" in register.stdout
     ingest = dagster_cli(
         "asset", "materialize", "--select", "source_documents,chunks", "--partition", "tiny", env=env
     )

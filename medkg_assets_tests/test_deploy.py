@@ -17,7 +17,7 @@ from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 from kubernetes.client import ApiClient, V1Container, V1JobSpec
 
 from medkg_assets.config import load_profiles
-from medkg_assets.settings import PROJECT_ROOT, ProjectConfig
+from medkg_assets.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -210,7 +210,7 @@ def test_legacy_worker_is_off_by_default_and_runs_the_cpu_profile():
     env = env_of(worker["env"])
     assert env["EMBEDDINGS_PROFILE"] == "minilm_cpu"
     # The project's own swap rules must let this environment start (production needs SWAPPABLE).
-    config = ProjectConfig(env)
+    config = Settings(env)
     assert config.environment.name == "production"
     assert config.profile.name == "minilm_cpu" and not config.profile.require_gpu
 
@@ -279,7 +279,7 @@ def test_run_pod_defaults_convert_to_kubernetes_models_with_dagster_k8s():
 
 def test_helm_user_deployment_env_resolves_the_production_profile():
     env = env_of(user_deployment()["env"])
-    config = ProjectConfig(env)
+    config = Settings(env)
     assert config.environment.name == "production"
     assert config.profile.name == "qwen3_vllm"
     args = container(manifest("Deployment", "vllm-embeddings"))["args"]

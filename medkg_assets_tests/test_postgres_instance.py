@@ -11,8 +11,9 @@ import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from medkg_assets.automation.stale_runs import Claim, process_tags, release_dead_runs
-from medkg_assets.partitions import register_namespaces
-from medkg_assets.settings import PROJECT_ROOT, get_config
+from medkg_assets.orchestration.partitions import register_namespaces
+from medkg_assets.settings import PROJECT_ROOT
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import ingest, metadata
 from medkg_assets_tests.processes import service_missing
 
@@ -59,7 +60,7 @@ def postgres_instance(postgres, tmp_path, monkeypatch, data_dir):
 def test_materialisation_is_recorded_in_postgres(postgres_instance, config_dir):
     instance = postgres_instance
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    register_namespaces(instance, get_config().namespaces)
+    register_namespaces(instance, current_settings().namespaces)
     result = ingest(instance, "tiny")
     assert metadata(result, "chunks")["chunks"] > 0
     run = instance.get_run_by_id(result.run_id)

@@ -4,7 +4,7 @@ import pytest
 
 from medkg_assets.config import ConfigError
 from medkg_assets.config.profiles import UnknownProfileError
-from medkg_assets.settings import ProfileSwapError, ProjectConfig, parse_flag
+from medkg_assets.settings import ProfileSwapError, Settings, parse_flag
 
 # Baselines: development/test → minilm_cpu, staging/production → qwen3_vllm.
 BASELINE = {
@@ -15,8 +15,8 @@ BASELINE = {
 }
 
 
-def load(env: str, **variables: str) -> ProjectConfig:
-    return ProjectConfig({"MEDKG_ENV": env, **variables})
+def load(env: str, **variables: str) -> Settings:
+    return Settings({"MEDKG_ENV": env, **variables})
 
 
 @pytest.mark.parametrize("env", list(BASELINE))
@@ -122,12 +122,12 @@ def test_non_boolean_flag_is_an_error():
 def test_start_up_banner_is_logged_once(caplog):
     import logging
 
-    from medkg_assets.settings import get_config, reset_config
+    from medkg_assets.settings import load_settings
+    from medkg_assets_tests.conftest import current_settings
 
-    reset_config()
     with caplog.at_level(logging.INFO, logger="medkg_assets"):
-        get_config()
-        get_config()
+        load_settings()  # the edge: builds and logs the banner
+        current_settings()  # any later settings: built again, nothing logged
     banners = [r.message for r in caplog.records if "medkg-assets: environment=" in r.message]
     assert len(banners) == 1 and "embedding_profile_swappable=false" in banners[0]
 
@@ -159,15 +159,11 @@ def test_badly_named_namespace_file_leaves_the_others_usable(tmp_path):
 def test_badly_named_namespace_file_is_warned_about_at_start_up(tmp_path, monkeypatch, caplog):
     import logging
 
-    from medkg_assets.settings import get_config, reset_config
+    from medkg_assets.settings import load_settings
 
     config_dir, bad = project_with_badly_named_namespace(tmp_path)
     monkeypatch.setenv("MEDKG_CONFIG_DIR", str(config_dir))
-    reset_config()
-    try:
-        with caplog.at_level(logging.INFO, logger="medkg_assets"):
-            get_config()
-    finally:
-        reset_config()
+    with caplog.at_level(logging.INFO, logger="medkg_assets"):
+        load_settings()
     warned = [r.message for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and str(bad) in warned[0] and "rename" in warned[0]

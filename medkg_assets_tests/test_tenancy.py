@@ -5,12 +5,13 @@ import json
 import pytest
 from dagster import materialize
 
-from medkg_assets.assets.chunks import chunks, source_documents
 from medkg_assets.config import load_namespaces
 from medkg_assets.resources.telemetry import TelemetryResource
-from medkg_assets.settings import PROJECT_ROOT, get_config
+from medkg_assets.settings import PROJECT_ROOT
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.tenancy import TenantAccessError, check_access, run_scopes, run_tenant
+from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import definitions
 
 SAMPLE = load_namespaces(PROJECT_ROOT / "config" / "namespaces", PROJECT_ROOT)["medquad_sample"]
 
@@ -38,18 +39,19 @@ def test_a_scope_the_namespace_does_not_grant_is_refused():
 
 
 def run_ingest(instance, tags):
+    defs = definitions()
     return materialize(
-        [source_documents, chunks],
+        [defs.get_assets_def("source_documents"), defs.get_assets_def("chunks")],
         instance=instance,
         partition_key="tiny",
         tags=tags,
         raise_on_error=False,
-        resources={"telemetry": TelemetryResource()},
+        resources={"telemetry": TelemetryResource(data_dir=str(current_settings().data_dir))},
     )
 
 
 def test_cross_tenant_materialisation_fails_before_any_work_and_is_counted(config_dir, instance):
-    data_dir = get_config().data_dir
+    data_dir = current_settings().data_dir
     for _attempt in (1, 2):
         result = run_ingest(instance, {"medkg/tenant": "intruder"})
         assert not result.success

@@ -15,6 +15,8 @@ live_is() {  # fail the drill unless `medkg status` shows profile $1 live for th
     { echo "rollout drill: expected $1 live for $ns" >&2; exit 1; }
 }
 step "build the baseline $baseline" && $medkg run --namespace $ns --profile $baseline | tail -12
+step "its processing_summary.json and rerank manifest match the golden files" &&
+  .venv/bin/python -m medkg_assets_tests.golden check "$MEDKG_DATA_DIR" $ns $baseline
 step "promote the baseline" && $medkg promote --namespace $ns --profile $baseline && live_is $baseline
 export EMBEDDING_PROFILE_EXPERIMENT=$candidate PROFILE_ROLLOUT_PERCENTAGE=0
 step "candidate set, 0 %: $ns stays on the baseline" && live_is $baseline

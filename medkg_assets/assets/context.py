@@ -1,7 +1,13 @@
-"""What every asset shares: partition handling, the access guard, telemetry batches, metadata."""
+"""The Dagster edge of every asset: partitions → StageContext, access guard, telemetry, metadata.
+
+An asset body builds nothing itself: `run_stage` checks the run's tenant and scopes, builds one
+`StageContext` per partition, calls the stage function inside a telemetry batch and turns its
+report into a `MaterializeResult`; `check_stage` does the same for checks.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, get_args, get_type_hints
@@ -10,23 +16,44 @@ from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    OpExecutionContext,
     Output,
 )
 
+from medkg_assets.orchestration.metadata import dagster_metadata
+from medkg_assets.orchestration.partitions import NAMESPACE_DIMENSION
 from medkg_assets.resources.telemetry import TelemetryResource
-from medkg_assets.settings import ProjectConfig, get_config
-from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets.settings import Settings
+from medkg_assets.stages.context import StageContext
+from medkg_assets.stages.reports import (
+    CheckOutcome,
+    Report,
+    StageError,
+    markdown_table,
+)
 from medkg_assets.tenancy import EMBED_SCOPE, TenantAccessError, check_access, run_scopes, run_tenant
 
 # Metadata key under which a multi-partition run records each partition's own figures.
 PER_PARTITION = "per_partition"
+
+
+def telemetry_metadata(settings: Settings) -> dict[str, Any]:
+    """The start-up telemetry labels, attached to every materialisation."""
+    return {
+        **{key: MetadataValue.text(value) for key, value in settings.telemetry_labels.items()},
+        "environment": MetadataValue.text(settings.environment.name),
+    }
 
 
 def _scalar_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -39,17 +66,42 @@ def _scalar_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _namespace_of(partition_key: str) -> tuple[str, str]:
-    """(namespace, profile) of a `namespace|profile` or plain namespace key (profile "-" then)."""
+def split_key(partition_key: str) -> tuple[str, str | None]:
+    """(namespace, profile) of a `namespace|profile` key, (namespace, None) of a namespace key."""
     namespace, _, profile = partition_key.partition("|")
-    return namespace, profile or "-"
+    return namespace, profile or None
 
 
-def guard_access(context: AssetExecutionContext, telemetry: TelemetryResource, keys: list[str], scope: str):
+def stage_context(
+    context: AssetExecutionContext | AssetCheckExecutionContext | OpExecutionContext,
+    settings: Settings,
+    partition_key: str,
+) -> StageContext:
+    """The partition's StageContext: its tenant and scopes come from the run's tags."""
+    namespace_name, profile = split_key(partition_key)
+    namespace = settings.namespace(namespace_name)
+    tags = context.run.tags
+    return StageContext.build(
+        settings,
+        namespace_name,
+        profile,
+        run_id=context.run.run_id,
+        log=context.log,
+        tenant=run_tenant(tags, namespace),
+        scopes=frozenset(run_scopes(tags, namespace)),
+    )
+
+
+def guard_access(
+    context: AssetExecutionContext | OpExecutionContext,
+    settings: Settings,
+    telemetry: TelemetryResource,
+    keys: list[str],
+    scope: str,
+) -> None:
     """Refuse the run before any work when its tenant or scopes do not reach every namespace in it."""
-    config = get_config()
-    for name in dict.fromkeys(_namespace_of(key)[0] for key in keys):
-        namespace = config.namespace(name)
+    for name in dict.fromkeys(split_key(key)[0] for key in keys):
+        namespace = settings.namespace(name)
         tenant = run_tenant(context.run.tags, namespace)
         try:
             check_access(namespace, tenant, run_scopes(context.run.tags, namespace), scope)
@@ -65,33 +117,55 @@ def guard_access(context: AssetExecutionContext, telemetry: TelemetryResource, k
             ) from error
 
 
-def for_each_partition(
+def failure_of(error: StageError) -> Failure:
+    """The step failure for a stage error; the original error stays its cause (telemetry, alerts)."""
+    return Failure(description=error.description, metadata=dagster_metadata(error.metadata))
+
+
+def materialize_result(settings: Settings, report: Report) -> MaterializeResult:
+    version = report.data_version
+    return MaterializeResult(
+        metadata={**dagster_metadata(report.to_metadata()), **telemetry_metadata(settings)},
+        data_version=DataVersion(version) if version else None,
+    )
+
+
+def run_stage(
     context: AssetExecutionContext,
+    settings: Settings,
     telemetry: TelemetryResource,
     stage: str,
     provider: str,
-    materialize_one: Callable[[str], MaterializeResult],
+    run_one: Callable[[StageContext], Report],
     scope: str = EMBED_SCOPE,
 ) -> MaterializeResult:
-    """Check access, then build every partition of the run in turn, each as one telemetry batch.
+    """Check access, then run the stage for every partition of the run, each as one telemetry batch.
 
     A run holds one partition unless the BackfillPolicy groups several into one run; then Dagster
     records one materialisation per partition from a single result, so each partition's own
     figures travel under `per_partition` (which `partition_metadata` reads back).
     """
     keys = [str(key) for key in context.partition_keys]
-    guard_access(context, telemetry, keys, scope)
-    config = get_config()
+    guard_access(context, settings, telemetry, keys, scope)
 
     def build(key: str) -> MaterializeResult:
-        namespace_name, profile = _namespace_of(key)
-        tenant = run_tenant(context.run.tags, config.namespace(namespace_name))
+        stage_ctx = stage_context(context, settings, key)
+        profile = stage_ctx.profile.name if stage_ctx.profile else "-"
         with telemetry.stage_batch(
-            context.log, context.run.run_id, namespace_name, tenant, profile, stage, provider
-        ) as figures:
-            result = materialize_one(key)
-            figures.update_from(_scalar_metadata(result.metadata or {}))
-        return result
+            context.log,
+            context.run.run_id,
+            stage_ctx.namespace_name,
+            stage_ctx.tenant,
+            profile,
+            stage,
+            provider,
+        ) as batch:
+            try:
+                report = run_one(stage_ctx)
+            except StageError as error:
+                raise failure_of(error) from (error.__cause__ or error)
+            batch.update_from(report.figures(), provider)
+        return materialize_result(settings, report)
 
     if len(keys) == 1:
         return build(keys[0])
@@ -104,25 +178,30 @@ def for_each_partition(
         metadata={
             "partitions": len(keys),
             PER_PARTITION: MetadataValue.json(figures),
-            "summary": markdown_table(
-                ["partition", *columns],
-                [[key, *(v.get(c, "") for c in columns)] for key, v in figures.items()],
+            "summary": MetadataValue.md(
+                markdown_table(
+                    ["partition", *columns],
+                    [[key, *(v.get(c, "") for c in columns)] for key, v in figures.items()],
+                )
             ),
         }
     )
 
 
-def partition_metadata(metadata: dict[str, Any], partition_key: str) -> dict[str, Any]:
-    """One partition's figures from a materialisation, whether or not its run grouped partitions."""
-    grouped = metadata.get(PER_PARTITION)
-    if isinstance(grouped, dict) and partition_key in grouped:
-        return grouped[partition_key]
-    return metadata
+def check_result(outcome: CheckOutcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=outcome.passed,
+        description=outcome.description,
+        metadata=dagster_metadata(outcome.metadata),
+        severity=AssetCheckSeverity.WARN if outcome.severity == "warn" else AssetCheckSeverity.ERROR,
+    )
 
 
-def check_each_partition(
-    context: AssetCheckExecutionContext, check_one: Callable[[str], AssetCheckResult]
-) -> AssetCheckResult | Iterator[Output | AssetCheckEvaluation]:
+def check_stage(
+    context: AssetCheckExecutionContext,
+    settings: Settings,
+    check_one: Callable[[StageContext], CheckOutcome],
+) -> AssetCheckResult | Iterator[Output[None] | AssetCheckEvaluation]:
     """Evaluate a check for every partition of the run, recording one evaluation per partition.
 
     A one-partition run returns the partition's `AssetCheckResult` (Dagster tags it with the run's
@@ -134,10 +213,17 @@ def check_each_partition(
     partition's own materialisation as target; Dagster stores each against that partition's
     planned execution, and fails the step afterwards if any blocking evaluation failed with ERROR.
     """
+
+    def check_one_key(key: str) -> AssetCheckResult:
+        try:
+            return check_result(check_one(stage_context(context, settings, key)))
+        except StageError as error:
+            raise failure_of(error) from (error.__cause__ or error)
+
     keys = [str(key) for key in context.partition_keys]
     if len(keys) == 1:
-        return check_one(keys[0])
-    results = {key: check_one(key) for key in keys}  # nothing is recorded if one of them raises
+        return check_one_key(keys[0])
+    results = {key: check_one_key(key) for key in keys}  # nothing is recorded if one of them raises
     failed = [key for key, result in results.items() if not result.passed]
     [spec] = context.check_specs
     context.log.info(
@@ -150,7 +236,7 @@ def check_each_partition(
 
 def _partition_evaluations(
     context: AssetCheckExecutionContext, spec: AssetCheckSpec, results: dict[str, AssetCheckResult]
-) -> Iterator[Output | AssetCheckEvaluation]:
+) -> Iterator[Output[None] | AssetCheckEvaluation]:
     [output] = context.op_def.output_defs  # an @asset_check has the one output
     yield Output(None, output_name=output.name)
     for key, result in results.items():
@@ -183,7 +269,9 @@ def _target_materialization_type() -> type | None:
     return types[0] if len(types) == 1 else None
 
 
-def _target_materialization(context: AssetCheckExecutionContext, asset_key: AssetKey, partition_key: str):
+def _target_materialization(
+    context: AssetCheckExecutionContext, asset_key: AssetKey, partition_key: str
+) -> Any:
     """The partition's latest materialisation, the evaluation's target (what Dagster looks up for
     a one-partition run): the UI shows a partition's check as current only against it."""
     target_type = _target_materialization_type()
@@ -198,29 +286,12 @@ def _target_materialization(context: AssetCheckExecutionContext, asset_key: Asse
     return target_type(storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
 
 
-def layout(config: ProjectConfig | None = None) -> ArtifactLayout:
-    return ArtifactLayout((config or get_config()).data_dir)
+def code_version(settings: Settings, stage_version: str) -> str:
+    """Code version = stage logic + every profile fingerprint, so a profile edit shows as stale."""
+    fingerprints = ",".join(f"{p.name}:{p.fingerprint}" for p in settings.profiles.profiles.values())
+    return f"{stage_version}-{hashlib.sha256(fingerprints.encode()).hexdigest()[:12]}"
 
 
-def telemetry_metadata(config: ProjectConfig | None = None) -> dict[str, Any]:
-    """The start-up telemetry labels, attached to every materialisation."""
-    config = config or get_config()
-    return {
-        **{key: MetadataValue.text(value) for key, value in config.telemetry_labels.items()},
-        "environment": MetadataValue.text(config.environment.name),
-    }
-
-
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> MetadataValue:
-    """A small Markdown table for the UI."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return MetadataValue.md("\n".join(lines))
-
-
-def stage_failure(where: str, error: Exception) -> Failure:
-    """A step failure that names the partition and records the error type for operators."""
-    return Failure(
-        description=f"{where}: {type(error).__name__}: {error}",
-        metadata={"error_type": type(error).__name__},
-    )
+def per_namespace(asset_key: str) -> AssetDep:
+    """A per-profile asset's dependency on a per-namespace one (its namespace's partition)."""
+    return AssetDep(asset_key, partition_mapping=MultiToSingleDimensionPartitionMapping(NAMESPACE_DIMENSION))

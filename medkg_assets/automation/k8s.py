@@ -8,8 +8,6 @@ from typing import Any
 from medkg_assets.config.profiles import EmbeddingProfile
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
-GPU_POOL = "gpu"
-GPU_STAGE_TAG = "medkg/gpu_stage"
 # The assets whose steps need the profile's GPU (their op names).
 GPU_STEPS = ("dense_embeddings", "sparse_vectors", "rerank_manifest")
 EXECUTORS = ("multiprocess", "k8s")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+Item = TypeVar("Item")
+Output = TypeVar("Output")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -31,15 +35,15 @@ class BatchReport:
 
 
 def encode_in_batches(
-    items: Sequence,
-    encode_batch: Callable[[Sequence], Sequence],
+    items: Sequence[Item],
+    encode_batch: Callable[[Sequence[Item]], Sequence[Output]],
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     release_memory: Callable[[], None] | None = None,
-) -> tuple[list, BatchReport]:
+) -> tuple[list[Output], BatchReport]:
     """Encode `items` in order, one output per item; on OOM halve the batch and retry it."""
     report = BatchReport()
-    outputs: list = []
+    outputs: list[Output] = []
     size = max(1, batch_size)
     position = 0
     while position < len(items):

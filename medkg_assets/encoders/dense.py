@@ -6,28 +6,33 @@ import importlib.util
 import time
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import requests
+from numpy.typing import NDArray
 
 from medkg_assets.config.profiles import EmbeddingProfile
 from medkg_assets.encoders.devices import select_device
 from medkg_assets.encoders.errors import EncoderUnavailableError, ModelLoadError
 from medkg_assets.model_reference import ModelNotFoundError, resolve_model
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 
 class DenseEncoder(Protocol):
     provider: str
     device: str
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
     def release_memory(self) -> None: ...
 
 
 @lru_cache(maxsize=4)
-def _load_sentence_transformer(location: str, device: str):
+def _load_sentence_transformer(location: str, device: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(location, device=device)
@@ -46,7 +51,7 @@ class SentenceTransformerEncoder:
         self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
         self.device, self.normalize = device, normalize
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.model.encode(
             list(texts),
             batch_size=len(texts),
@@ -62,9 +67,10 @@ class SentenceTransformerEncoder:
             torch.cuda.empty_cache()
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def _normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    normalised: NDArray[np.float32] = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return normalised
 
 
 class VllmHttpEncoder:
@@ -103,7 +109,7 @@ class VllmHttpEncoder:
                 f"vLLM server at {self.base_url} is not healthy (GET /health → {response.status_code})"
             )
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         payload = {"model": self.model, "input": list(texts), "encoding_format": "float"}
         last_error: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -161,7 +167,7 @@ class VllmInProcessEncoder:
             )
         self.normalize = normalize
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         outputs = self.llm.embed(list(texts), use_tqdm=False)
         vectors = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
         return _normalise(vectors) if self.normalize else vectors
@@ -178,7 +184,7 @@ def open_dense_encoder(
     profile: EmbeddingProfile,
     *,
     device: str = "auto",
-    models_dir=None,
+    models_dir: Path | None = None,
     vllm_url: str | None = None,
     vllm_timeout_s: float = 60.0,
     vllm_retries: int = 3,
@@ -189,6 +195,7 @@ def open_dense_encoder(
     what = f"profile {profile.name}"
     if spec.backend == "vllm" and vllm_url:
         # The server owns the GPU; this process only needs to reach it.
+        assert spec.served_model_name is not None  # EmbeddingProfile requires it for the vllm backend
         encoder = VllmHttpEncoder(
             vllm_url, spec.served_model_name, spec.normalize, timeout_s=vllm_timeout_s, retries=vllm_retries
         )

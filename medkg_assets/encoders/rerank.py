@@ -6,9 +6,13 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medkg_assets.encoders.errors import ModelLoadError
 from medkg_assets.model_reference import ModelNotFoundError, resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
 
 
 class RerankerUnavailableError(ModelLoadError):
@@ -16,10 +20,12 @@ class RerankerUnavailableError(ModelLoadError):
 
 
 @lru_cache(maxsize=2)
-def _load_cross_encoder(location: str, device: str, max_length: int):
+def _load_cross_encoder(location: str, device: str, max_length: int) -> CrossEncoder:
     from sentence_transformers import CrossEncoder
 
-    return CrossEncoder(location, device=device, max_length=max_length)
+    # CrossEncoder.__init__ carries an untyped decorator, so the call itself is typed Any.
+    model: CrossEncoder = CrossEncoder(location, device=device, max_length=max_length)
+    return model
 
 
 def _require_trained_head(location: str) -> None:

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medkg_assets.config.profiles import SparseModelSpec
 from medkg_assets.encoders.errors import ModelLoadError
 from medkg_assets.model_reference import ModelNotFoundError, resolve_model
 
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SparseEncoder
+    from typing_extensions import TypeIs
+
 TermWeights = dict[str, float]
+TermPairs = list[tuple[str, float]]
 
 
 @lru_cache(maxsize=2)
-def _load_sparse_encoder(location: str, device: str):
+def _load_sparse_encoder(location: str, device: str) -> SparseEncoder:
     from sentence_transformers import SparseEncoder
 
     return SparseEncoder(location, device=device)
+
+
+def _is_single_text(decoded: TermPairs | list[TermPairs]) -> TypeIs[TermPairs]:
+    """`SparseEncoder.decode` gives one flat list of pairs for a single text, a list per text for a batch."""
+    return bool(decoded) and isinstance(decoded[0], tuple)
 
 
 def prune_terms(pairs: Sequence[tuple[str, float]], top_k: int, max_weight: float) -> TermWeights:
@@ -31,7 +44,9 @@ class SpladeEncoder:
 
     provider = "sentence_transformers"
 
-    def __init__(self, spec: SparseModelSpec, device: str, models_dir=None, max_tokens: int = 512):
+    def __init__(
+        self, spec: SparseModelSpec, device: str, models_dir: Path | None = None, max_tokens: int = 512
+    ):
         try:
             location = resolve_model(spec.model, models_dir).location
             self.model = _load_sparse_encoder(location, device)
@@ -40,11 +55,10 @@ class SpladeEncoder:
         self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
         self.spec, self.device = spec, device
 
-    def _decode(self, embeddings) -> list[TermWeights]:
+    def _decode(self, embeddings: torch.Tensor) -> list[TermWeights]:
         decoded = self.model.decode(embeddings, top_k=self.spec.top_k_terms)
-        if decoded and isinstance(decoded[0], tuple):  # a single text decodes to one flat list
-            decoded = [decoded]
-        return [prune_terms(pairs, self.spec.top_k_terms, self.spec.max_weight) for pairs in decoded]
+        batch = [decoded] if _is_single_text(decoded) else decoded
+        return [prune_terms(pairs, self.spec.top_k_terms, self.spec.max_weight) for pairs in batch]
 
     def encode_documents(self, texts: Sequence[str]) -> list[TermWeights]:
         embeddings = self.model.encode_document(

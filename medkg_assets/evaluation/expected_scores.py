@@ -14,7 +14,8 @@ MAX_RELATIVE_DROP = 0.05
 def expected_floor(path: Path, namespace: str, profile: str, metric: str = "recall@10") -> float | None:
     """The floor for this partition, or None when none is recorded."""
     data = read_yaml(path) if path.exists() else {}
-    return (data.get(namespace) or {}).get(profile, {}).get(metric)
+    floor: float | None = (data.get(namespace) or {}).get(profile, {}).get(metric)
+    return floor
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ adds `compatibility`, `sparse_models`/`sources`, telemetry labels, and lists war
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 SCHEMA_VERSION = "v4.1"
 COMPATIBILITY = {"current": "v4.1", "legacy": ["v4.0"]}
@@ -31,6 +33,99 @@ REQUIRED_KEYS = (
 
 class SummarySchemaError(ValueError):
     """A summary that is not v4.0 or v4.1 as documented."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FaissIndexFigures(_Strict):
+    type: str
+    ntotal: int
+    dims: int
+
+
+class DenseRun(_Strict):
+    """`dense_run`, as the processing summary stage writes it."""
+
+    model: str
+    provider: str | None
+    dims: int
+    vectors: int
+    fingerprint: str
+    dense_hash: str | None
+    index: FaissIndexFigures
+
+
+class SparsePayload(_Strict):
+    model: str
+    vectors: int
+    top_k_terms: int
+    max_weight: float
+    impact_documents: int | None
+    quantization_scale: int
+
+
+class RerankPayload(_Strict):
+    model: str | None
+    device: str | None
+    queries: int
+    candidates_per_query: int
+    latency_ms: dict[str, float] | None
+
+
+class SummaryCounts(_Strict):
+    chunks: int
+    documents: int
+    embeddings_generated: int | None
+    sparse_generated: int | None
+    bm25_documents: int | None
+
+
+class SummaryDurations(_Strict):
+    dense: float | None
+    sparse: float | None
+    faiss_build: float | None
+    first_stage_retrieval: float | None
+
+
+class CacheHitRatios(_Strict):
+    dense: float | None
+    sparse: float | None
+
+
+class SummaryMetrics(_Strict):
+    counts: SummaryCounts
+    durations_s: SummaryDurations
+    cache_hit_ratio: CacheHitRatios
+    quality: dict[str, dict[str, float]]
+    final_stage: str
+
+
+class StageRun(BaseModel):
+    status: Literal["completed", "skipped"]
+    payload: dict[str, Any] | None
+
+
+class ProcessingSummary(BaseModel):
+    """The v4.1 envelope every reader may rely on. Payloads stay open here so that summaries
+    lifted from v4.0 (whose stage blocks had other keys) validate too; what this project writes
+    into them is typed by `DenseRun`, `SparsePayload`, `RerankPayload` and `SummaryMetrics`."""
+
+    schema_version: Literal["v4.1"]
+    generated_at: str
+    run_id: str
+    namespace: str
+    profile: str
+    tenant_id: str | None = None
+    feature_toggles: dict[str, Any]
+    compatibility: dict[str, Any]
+    dense_run: dict[str, Any]
+    sparse_run: StageRun
+    rerank_run: StageRun
+    warnings: list[str]
+    metrics: dict[str, Any]
+    telemetry: dict[str, str]
 
 
 def build_summary(
@@ -76,7 +171,7 @@ def build_summary(
 
 
 def validate_summary(summary: dict[str, Any]) -> None:
-    """Raise when a v4.1 summary misses a key or a stage block."""
+    """Raise when a v4.1 summary misses a key or a stage block, or a value has the wrong type."""
     missing = [key for key in REQUIRED_KEYS if key not in summary]
     if missing or summary.get("schema_version") != SCHEMA_VERSION:
         raise SummarySchemaError(
@@ -85,6 +180,10 @@ def validate_summary(summary: dict[str, Any]) -> None:
     for stage in ("sparse_run", "rerank_run"):
         if "payload" not in summary[stage]:
             raise SummarySchemaError(f"{stage} has no payload key")
+    try:
+        ProcessingSummary.model_validate(summary)
+    except ValidationError as error:
+        raise SummarySchemaError(f"not a v4.1 summary: {error}") from error
 
 
 def normalise_summary(summary: dict[str, Any]) -> dict[str, Any]:

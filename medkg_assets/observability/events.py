@@ -16,12 +16,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cloudevents.core.bindings import kafka as kafka_binding
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message, Producer
 
 EVENT_SOURCE = "services.embedding.worker"
 EVENT_TYPE_PREFIX = "com.medical-kg.embedding."
@@ -216,7 +219,7 @@ class KafkaEventSink:
         # The longest one event waits: the producer's own delivery timeout, plus a margin for the
         # delivery report to come back.
         self.wait_s = self._config["message.timeout.ms"] / 1000 + 1.0
-        self._producer = None
+        self._producer: Producer | None = None
         self._brokers_down: str | None = None
         self.unavailable: str | None = None  # why the broker was given up on, once it was
         self.spooled: list[str] = []  # "<id> (<type>)" of events written to the spool
@@ -229,7 +232,7 @@ class KafkaEventSink:
         return f"Kafka topic '{self.topic}' at bootstrap servers '{self.bootstrap_servers}'"
 
     @property
-    def producer(self):
+    def producer(self) -> Producer:
         # Created on first use: a Producer starts background threads and connections.
         if self._producer is None:
             from confluent_kafka import Producer
@@ -237,7 +240,7 @@ class KafkaEventSink:
             self._producer = Producer(self._config)
         return self._producer
 
-    def _on_error(self, error) -> None:
+    def _on_error(self, error: KafkaError) -> None:
         # Served from poll/flush on the emitting thread.
         from confluent_kafka import KafkaError
 
@@ -256,13 +259,15 @@ class KafkaEventSink:
         message = kafka_binding.to_structured_event(event, key_mapper=lambda e: e.get_subject())
         failures: list[str] = []
 
-        def on_delivery(err, _msg) -> None:
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 failures.append(err.str())
 
+        # The same headers, as the value type Producer.produce declares (a dict's value type is invariant).
+        headers: dict[str, str | bytes | None] = dict(message.headers)
         producer = self.producer
         producer.produce(
-            self.topic, key=message.key, value=message.value, headers=message.headers, on_delivery=on_delivery
+            self.topic, key=message.key, value=message.value, headers=headers, on_delivery=on_delivery
         )
         deadline = time.monotonic() + self.wait_s
         pending = producer.flush(0)
@@ -315,6 +320,7 @@ class KafkaEventSink:
             return None
         parts = []
         if spooled:
+            assert self.spool is not None  # events are only spooled when there is a spool
             parts.append(
                 f"{len(spooled)} event(s) written to {self.spool.path} for replay: {', '.join(spooled)}"
             )

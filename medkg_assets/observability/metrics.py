@@ -236,6 +236,7 @@ def increment_total(path: Path, key: str) -> int:
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         totals = read_json_or(path, {})
-        totals[key] = int(totals.get(key, 0)) + 1
+        total = int(totals.get(key, 0)) + 1
+        totals[key] = total
         atomic_write_json(path, totals)
-    return totals[key]
+    return total

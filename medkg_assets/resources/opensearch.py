@@ -8,22 +8,13 @@ previous index stays for rollback.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from dagster import ConfigurableResource
 
+from medkg_assets.search.opensearch_mapping import PublishError, PublishReport
 
-class PublishError(RuntimeError):
-    """The cluster did not end up holding what was written; the alias was not moved."""
-
-
-@dataclass
-class PublishReport:
-    index: str
-    alias: str
-    documents: int
-    previous_indices: list[str]
+__all__ = ["OpenSearchResource", "PublishError", "PublishReport"]
 
 
 class OpenSearchResource(ConfigurableResource):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from dagster import ConfigurableResource, DagsterLogManager, Failure
 
@@ -36,36 +36,21 @@ from medkg_assets.observability.metrics import (
     increment_total,
     publish,
 )
-from medkg_assets.settings import get_config
+from medkg_assets.stages.reports import StageFigures
 
 ACCESS_STAGE = "access"
 
 
 @dataclass
 class BatchFigures:
-    """What a stage batch reports when it ends (filled in from its materialisation metadata)."""
+    """What a stage batch reports when it ends: the stage report's figures (`StageFigures`)."""
 
     provider: str
-    generated: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    token_budget: dict[str, int] = field(default_factory=dict)
-    recall_at_10: float | None = None
-    recall_floor: float | None = None
+    figures: StageFigures = field(default_factory=StageFigures)
 
-    def update_from(self, metadata: dict[str, Any]) -> None:
-        self.provider = str(metadata.get("provider") or self.provider)
-        self.generated = int(metadata.get("embeddings_generated", 0) or 0)
-        self.cache_hits = int(metadata.get("cache_hits", 0) or 0)
-        self.cache_misses = int(metadata.get("cache_misses", 0) or 0)
-        self.token_budget = {
-            "resplit": int(metadata.get("chunks_resplit", 0) or 0),
-            "rejected": int(metadata.get("chunks_rejected", 0) or 0),
-        }
-        recall = metadata.get("recall_at_10")
-        self.recall_at_10 = float(recall) if isinstance(recall, int | float) else None
-        floor = metadata.get("recall_floor")
-        self.recall_floor = float(floor) if isinstance(floor, int | float) else None
+    def update_from(self, figures: StageFigures, default_provider: str) -> None:
+        self.figures = figures
+        self.provider = figures.provider or default_provider
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -74,14 +59,18 @@ def root_cause(error: BaseException) -> BaseException:
 
 
 class TelemetryResource(ConfigurableResource):
-    """Sinks for metrics and events; unset fields fall back to the process environment."""
+    """Sinks for metrics and events under `data_dir`; Pushgateway and Kafka when their URLs are set
+    (`definitions.py` sets them from PROMETHEUS_PUSHGATEWAY_URL, KAFKA_BOOTSTRAP_SERVERS and
+    MEDKG_EVENTS_TOPIC)."""
 
+    data_dir: str
     pushgateway_url: str | None = None
     kafka_bootstrap_servers: str | None = None
     events_topic: str | None = None
 
     def _environ(self) -> dict[str, str]:
-        environ = dict(get_config().environ)
+        """The sinks' settings in the shape `observability/` reads them."""
+        environ: dict[str, str] = {}
         for name, value in (
             (PUSHGATEWAY_URL_ENV, self.pushgateway_url),
             (KAFKA_BOOTSTRAP_SERVERS_ENV, self.kafka_bootstrap_servers),
@@ -92,7 +81,7 @@ class TelemetryResource(ConfigurableResource):
         return environ
 
     def _publish(self, log: DagsterLogManager, metrics: PipelineMetrics, key: dict[str, str]) -> None:
-        result = publish(metrics, get_config().data_dir, self._environ(), key)
+        result = publish(metrics, Path(self.data_dir), self._environ(), key)
         if result.push_error is not None:
             log.warning(f"metrics kept in {result.textfile}; {result.push_error}")
 
@@ -119,7 +108,7 @@ class TelemetryResource(ConfigurableResource):
         """Emit `started`, then `completed` with the batch's figures or `failed` with its error."""
         figures = BatchFigures(provider=provider)
         base = StageBatchPayload(tenant_id=tenant, profile=profile, stage=stage, provider=provider)
-        sink = event_sink_from_env(self._environ(), get_config().data_dir)  # one per batch
+        sink = event_sink_from_env(self._environ(), Path(self.data_dir))  # one per batch
         try:
             yield from self._batch(log, sink, figures, base, run_id, namespace, profile, stage)
         finally:
@@ -156,30 +145,31 @@ class TelemetryResource(ConfigurableResource):
             self._emit(log, sink, EventKind.FAILED, namespace, run_id, failed)
             raise
         duration = time.perf_counter() - started
+        counts = figures.figures
         metrics.observe_stage(
             namespace,
             profile,
             stage,
             figures.provider,
             duration,
-            figures.generated,
-            figures.cache_hits,
-            figures.cache_misses,
+            counts.generated,
+            counts.cache_hits,
+            counts.cache_misses,
         )
-        for outcome, count in figures.token_budget.items():
+        for outcome, count in counts.token_budget.items():
             if count:
                 metrics.count_token_budget(namespace, profile, outcome, count)
-        if figures.recall_at_10 is not None:
-            floor = figures.recall_floor if figures.recall_floor is not None else math.nan
-            metrics.set_recall(namespace, profile, figures.recall_at_10, floor)
+        if counts.recall_at_10 is not None:
+            floor = counts.recall_floor if counts.recall_floor is not None else math.nan
+            metrics.set_recall(namespace, profile, counts.recall_at_10, floor)
         self._publish(log, metrics, {"namespace": namespace, "profile": profile, "stage": stage})
         completed = base.model_copy(
             update={
                 "provider": figures.provider,
                 "duration_ms": round(duration * 1000, 3),
-                "embeddings_generated": figures.generated,
-                "cache_hits": figures.cache_hits,
-                "cache_misses": figures.cache_misses,
+                "embeddings_generated": counts.generated,
+                "cache_hits": counts.cache_hits,
+                "cache_misses": counts.cache_misses,
             }
         )
         self._emit(log, sink, EventKind.COMPLETED, namespace, run_id, completed)
@@ -191,7 +181,7 @@ class TelemetryResource(ConfigurableResource):
         and pushed as the counter's value: the series grows across runs as a counter should.
         """
         total = increment_total(
-            get_config().data_dir / METRICS_DIRNAME / "cross_tenant_totals.json", f"{namespace}|{tenant}"
+            Path(self.data_dir) / METRICS_DIRNAME / "cross_tenant_totals.json", f"{namespace}|{tenant}"
         )
         metrics = PipelineMetrics()
         metrics.count_cross_tenant(namespace, tenant, total)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
+from medkg_assets.config.env_names import PROFILE_ROLLOUT_PERCENTAGE
 from medkg_assets.config.loading import ConfigError
-from medkg_assets.settings import PROFILE_ROLLOUT_PERCENTAGE
 
 
 def rollout_bucket(namespace: str) -> int:

@@ -14,8 +14,12 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medkg_assets.search.jvm import jvm_environment, start_jvm
+
+if TYPE_CHECKING:
+    from pyserini.analysis import Analyzer
 
 logger = logging.getLogger("medkg_assets")
 # Lucene's default BooleanQuery.maxClauseCount: one clause per distinct query term.
@@ -194,7 +198,7 @@ class LuceneSearch:
         return text
 
     @cached_property
-    def _analyzer(self):
+    def _analyzer(self) -> Analyzer:
         """The analyser LuceneSearcher applies to BM25 queries (English, Porter, stop words)."""
         from pyserini.analysis import Analyzer, get_lucene_analyzer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from medkg_assets.config.profiles import EmbeddingProfile, HnswIndexSpec
@@ -81,7 +82,7 @@ def build_index_template(
 
 
 def chunk_document(
-    chunk: dict,
+    chunk: dict[str, Any],
     profile: EmbeddingProfile,
     sparse_terms: dict[str, float] | None,
     dense: list[float] | None,
@@ -194,12 +195,26 @@ def template_problems(
                 f"profile {profile.name} says dims={profile.dense.dims}"
             )
     if sparse_enabled:
-        spec = properties.get(sparse_field)
-        if not isinstance(spec, dict) or spec.get("type") != RANK_FEATURES:
+        sparse_spec = properties.get(sparse_field)
+        if not isinstance(sparse_spec, dict) or sparse_spec.get("type") != RANK_FEATURES:
             found = (
                 "missing"
-                if spec is None
-                else f"of type {spec.get('type') if isinstance(spec, dict) else spec!r}"
+                if sparse_spec is None
+                else f"of type {sparse_spec.get('type') if isinstance(sparse_spec, dict) else sparse_spec!r}"
             )
             problems.append(f"sparse is enabled but the {RANK_FEATURES} field '{sparse_field}' is {found}")
     return problems
+
+
+class PublishError(RuntimeError):
+    """The cluster did not end up holding what was written; the alias was not moved."""
+
+
+@dataclass
+class PublishReport:
+    """What a publish left in the cluster: the index, its document count, the alias's old indices."""
+
+    index: str
+    alias: str
+    documents: int
+    previous_indices: list[str]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from medkg_assets.search.fusion import reciprocal_rank_fusion
 from medkg_assets.search.lucene import LuceneSearch, quantise
 from medkg_assets.text.chunking import Chunk
+
+if TYPE_CHECKING:
+    import faiss
 
 Ranking = list[tuple[str, float]]
 MODES = ("dense", "sparse", "bm25", "hybrid")
@@ -26,7 +31,7 @@ class Hit:
     profile: str
     title: str
 
-    def to_record(self) -> dict:
+    def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -39,9 +44,9 @@ class Retriever:
         namespace: str,
         profile: str,
         chunks: Sequence[Chunk],
-        faiss_index,
+        faiss_index: faiss.Index,
         faiss_ids: Sequence[str],
-        encode_dense_queries: Callable[[list[str]], np.ndarray],
+        encode_dense_queries: Callable[[list[str]], NDArray[np.float32]],
         lucene: LuceneSearch | None,
         encode_sparse_queries: Callable[[list[str]], list[dict[str, float]]] | None,
         quantization_scale: int,
@@ -72,6 +77,7 @@ class Retriever:
     def sparse(self, queries: list[str], k: int) -> list[Ranking]:
         if not self.has_sparse:
             return [[] for _ in queries]
+        assert self.encode_sparse_queries is not None and self.lucene is not None  # has_sparse says so
         weights = self.encode_sparse_queries(queries)
         return [self.lucene.impact(quantise(w, self.scale), k) for w in weights]
 

@@ -65,5 +65,10 @@ class ArtifactLayout:
     def processing_summary(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "processing_summary.json"
 
+    def stage_report(self, namespace: str, profile: str, stage: str) -> Path:
+        """The last report of a per-profile stage (timings, cache figures) beside its artefact:
+        kept out of the versioned directory, whose name is a digest of content alone."""
+        return self.profile_dir(namespace, profile) / "reports" / f"{stage}.json"
+
     def dense_parity_baseline(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "checks" / "dense_parity_baseline.json"

@@ -53,7 +53,8 @@ def rebuild_hint(namespace: str, profile: str, stages: list[str]) -> str:
 
 
 def recorded_chunk_version(directory: Path, record_file: str) -> str | None:
-    return json.loads((directory / record_file).read_text()).get("chunk_version")
+    version: str | None = json.loads((directory / record_file).read_text()).get("chunk_version")
+    return version
 
 
 def _with_inputs(stages: list[str]) -> list[str]:
@@ -95,6 +96,7 @@ def pin_chunk_version(
             f"current chunks {current or 'none'}); " + rebuild_hint(namespace, profile, _with_inputs(stale))
         )
     [version] = set(versions.values())
+    assert version is not None  # stages without a recorded version were refused above
     chunks_file = layout.chunks(namespace, version)
     if not chunks_file.exists():
         raise ArtefactSetError(

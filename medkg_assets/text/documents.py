@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -157,7 +158,7 @@ def _check_record(record: dict[str, Any], max_bytes: int) -> tuple[str, str] | N
     return (f"record {doc_id!r}: {problem[0]}", problem[1]) if problem else None
 
 
-def _read_jsonl(path: Path, name: str, max_bytes: int):
+def _read_jsonl(path: Path, name: str, max_bytes: int) -> Iterator[Document | BadRecord]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -207,7 +208,7 @@ def _read_jsonl(path: Path, name: str, max_bytes: int):
             )
 
 
-def _read_text_file(path: Path, name: str, max_bytes: int):
+def _read_text_file(path: Path, name: str, max_bytes: int) -> Iterator[Document | BadRecord]:
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from numpy.typing import NDArray
 
 Item = TypeVar("Item")
 
@@ -56,7 +58,7 @@ def plan_cache(
 def assemble(
     plan: CachePlan,
     content_hashes: Sequence[str],
-    cached_items: Sequence[Item],
+    cached_items: Sequence[Item] | NDArray[Any],
     encoded_by_hash: dict[str, Item],
 ) -> list[Item]:
     """The new output in chunk order: cached rows where reused, fresh encodings elsewhere."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class DenseArtifact:
     cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
     chunk_version: str = ""  # the chunk version these vectors were encoded from (storage/pinning.py)
 
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
         return {
             "chunk_version": self.chunk_version,
             "namespace": self.namespace,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 
 def chunk_records(
     chunk_ids: Sequence[str],
     doc_ids: Sequence[str],
-    vectors: Sequence[Any],
+    vectors: Iterable[Any],
     *,
     namespace: str,
     tenant_id: str,

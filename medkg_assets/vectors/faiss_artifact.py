@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 
@@ -15,7 +16,7 @@ from medkg_assets.storage.atomic import canonical_json
 class FaissArtifact:
     index: faiss.Index
     chunk_ids: list[str]
-    info: dict
+    info: dict[str, Any]
 
     def write(self, directory: Path) -> None:
         faiss.write_index(self.index, str(directory / "index.faiss"))

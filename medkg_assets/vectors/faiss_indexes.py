@@ -44,11 +44,12 @@ def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool = False, see
     notes: list[str] = []
     if isinstance(spec, HnswIndexSpec):
         # faiss has no GPU HNSW; it is built on the CPU even when a GPU is present.
-        index = faiss.IndexHNSWFlat(dims, spec.m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = spec.ef_construction
-        index.hnsw.efSearch = spec.ef_search
-        index.add(vectors)
-        return BuiltIndex(index, "hnsw", False, notes)
+        hnsw_index = faiss.IndexHNSWFlat(dims, spec.m, faiss.METRIC_INNER_PRODUCT)
+        hnsw_index.hnsw.efConstruction = spec.ef_construction
+        hnsw_index.hnsw.efSearch = spec.ef_search
+        hnsw_index.add(vectors)
+        return BuiltIndex(hnsw_index, "hnsw", False, notes)
+    index: faiss.Index
     if isinstance(spec, FlatIndexSpec):
         index = faiss.IndexFlatIP(dims)
         kind = "flat"
@@ -61,15 +62,16 @@ def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool = False, see
             )
         nlist, pq_m, notes = _ivf_pq_shape(spec, n, dims)
         quantizer = faiss.IndexFlatIP(dims)
-        index = faiss.IndexIVFPQ(quantizer, dims, nlist, pq_m, spec.pq_nbits, faiss.METRIC_INNER_PRODUCT)
-        index.nprobe = min(spec.nprobe, nlist)
+        ivf_index = faiss.IndexIVFPQ(quantizer, dims, nlist, pq_m, spec.pq_nbits, faiss.METRIC_INNER_PRODUCT)
+        ivf_index.nprobe = min(spec.nprobe, nlist)
+        index = ivf_index
         kind = "ivf_pq"
     on_gpu = use_gpu and gpu_count() > 0
-    working = index
+    working: faiss.Index = index
     if on_gpu:
         resources = faiss.StandardGpuResources()
         working = faiss.index_cpu_to_gpu(resources, 0, index)
-    if kind == "ivf_pq":
+    if isinstance(spec, IvfPqIndexSpec):
         sample = vectors
         if n > spec.train_sample:
             rows = np.random.default_rng(seed).choice(n, spec.train_sample, replace=False)

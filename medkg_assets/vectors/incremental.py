@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from numpy.typing import NDArray
+
 from medkg_assets.encoders.batching import encode_in_batches
 from medkg_assets.progress import Progress
 from medkg_assets.text.chunking import Chunk
@@ -18,7 +20,7 @@ class CachedRows:
 
     cache_key: str
     content_hashes: Sequence[str]
-    items: Sequence[Any]
+    items: Sequence[Any] | NDArray[Any]  # rows: a list of term maps, or a matrix of vectors
 
 
 @dataclass

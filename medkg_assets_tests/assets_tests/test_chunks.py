@@ -4,21 +4,24 @@ import json
 
 from dagster import materialize
 
-from medkg_assets.assets.chunks import chunks, source_documents
 from medkg_assets.resources.telemetry import TelemetryResource
-from medkg_assets.settings import get_config
 from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets_tests import pipeline
+from medkg_assets_tests.conftest import current_settings
 
-STAGE = [source_documents, chunks]
+
+def stage():
+    defs = pipeline.definitions()
+    return [defs.get_assets_def("source_documents"), defs.get_assets_def("chunks")]
 
 
 def run(instance, namespace, raise_on_error=True):
     return materialize(
-        STAGE,
+        stage(),
         instance=instance,
         partition_key=namespace,
         raise_on_error=raise_on_error,
-        resources={"telemetry": TelemetryResource()},
+        resources={"telemetry": TelemetryResource(data_dir=str(current_settings().data_dir))},
     )
 
 
@@ -38,7 +41,8 @@ def test_sample_namespace_materialises_with_counts_and_metadata(instance):
     assert chunk_meta["embedding_profile_experiment"].value == "none"
     assert "| min | median | max |" in chunk_meta["tokens"].value
     records = [
-        json.loads(line) for line in ArtifactLayout(get_config().data_dir).chunks("medquad_sample").open()
+        json.loads(line)
+        for line in ArtifactLayout(current_settings().data_dir).chunks("medquad_sample").open()
     ]
     assert len(records) == chunk_meta["chunks"].value
     assert {r["tenant_id"] for r in records} == {"nih-public"}
@@ -47,7 +51,7 @@ def test_sample_namespace_materialises_with_counts_and_metadata(instance):
 
 def test_rematerialising_unchanged_input_is_byte_identical(config_dir, instance):
     run(instance, "tiny")
-    path = ArtifactLayout(get_config().data_dir).chunks("tiny")
+    path = ArtifactLayout(current_settings().data_dir).chunks("tiny")
     first = path.read_bytes()
     run(instance, "tiny")
     assert path.read_bytes() == first
@@ -55,7 +59,7 @@ def test_rematerialising_unchanged_input_is_byte_identical(config_dir, instance)
 
 def test_bad_record_fails_the_run_and_keeps_the_previous_chunks(config_dir, instance):
     run(instance, "tiny")
-    paths = ArtifactLayout(get_config().data_dir)
+    paths = ArtifactLayout(current_settings().data_dir)
     before = paths.chunks("tiny").read_bytes(), paths.documents("tiny").read_bytes()
     corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
     corpus.write_text(corpus.read_text() + '{"_id": "broken", "text": \n')
@@ -72,9 +76,6 @@ def test_skip_policy_lists_skipped_records_in_metadata(config_dir, instance):
     spec.write_text(spec.read_text() + "on_bad_record: skip\n")
     corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
     corpus.write_text(corpus.read_text() + '{"_id": "empty", "text": ""}\n')
-    from medkg_assets.settings import reset_config
-
-    reset_config()
     result = run(instance, "tiny")
     meta = metadata_of(result, "source_documents")
     assert meta["documents"].value == 3 and meta["skipped_records"].value == 1

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from dagster import AssetSelection
 
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.vectors.dense_artifact import DenseArtifact
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import check_results, edit_profiles, index, ingest, metadata, step_failure
 
 pytestmark = pytest.mark.slow
@@ -16,12 +16,12 @@ DENSE_STAGE = AssetSelection.assets("dense_embeddings", "faiss_index")
 
 
 def dense_artifact(namespace="tiny", profile="minilm_cpu"):
-    store = ArtifactLayout(get_config().data_dir).dense(namespace, profile)
+    store = ArtifactLayout(current_settings().data_dir).dense(namespace, profile)
     return DenseArtifact.load(store.current)
 
 
 def chunk_count(namespace="tiny"):
-    return len(ArtifactLayout(get_config().data_dir).chunks(namespace).read_text().splitlines())
+    return len(ArtifactLayout(current_settings().data_dir).chunks(namespace).read_text().splitlines())
 
 
 def corpus(config_dir):
@@ -47,7 +47,7 @@ def test_dense_and_faiss_materialise_with_metadata_and_passing_checks(config_dir
     artifact = dense_artifact()
     assert artifact.vectors.dtype == np.float32 and artifact.vectors.shape == (chunk_count(), 384)
     assert np.allclose(np.linalg.norm(artifact.vectors, axis=1), 1.0, atol=1e-5)
-    store = ArtifactLayout(get_config().data_dir).dense("tiny", "minilm_cpu")
+    store = ArtifactLayout(current_settings().data_dir).dense("tiny", "minilm_cpu")
     export = [json.loads(line) for line in (store.current / "embeddings.jsonl").open()]
     assert [r["id"] for r in export] == artifact.chunk_ids
     assert export[0]["metadata"]["tenant_id"] == "tenant-a" and len(export[0]["vector"]) == 384
@@ -123,12 +123,12 @@ def test_wrong_dims_profile_fails_the_dimension_check(config_dir, instance):
 def test_model_with_other_dims_fails_the_stage_and_keeps_old_vectors(config_dir, instance):
     ingest(instance, "tiny")
     run_dense(instance)
-    good = ArtifactLayout(get_config().data_dir).dense("tiny", "minilm_cpu").current
+    good = ArtifactLayout(current_settings().data_dir).dense("tiny", "minilm_cpu").current
     edit_profiles(config_dir, lambda p: p["minilm_cpu"]["dense"].update(dims=768))
     failure = step_failure(run_dense(instance, raise_on_error=False))
     assert "DimensionMismatchError" in failure.error.to_string()
     assert "namespace tiny, profile minilm_cpu" in failure.error.to_string()
-    assert ArtifactLayout(get_config().data_dir).dense("tiny", "minilm_cpu").current == good
+    assert ArtifactLayout(current_settings().data_dir).dense("tiny", "minilm_cpu").current == good
 
 
 def test_gpu_profile_without_gpu_fails_fast_with_its_error_type(config_dir, instance):
@@ -136,7 +136,7 @@ def test_gpu_profile_without_gpu_fails_fast_with_its_error_type(config_dir, inst
     failure = step_failure(run_dense(instance, profile="bge_m3", raise_on_error=False))
     assert "GpuNotAvailableError" in failure.error.to_string()
     assert failure.user_failure_data.metadata["error_type"].value == "GpuNotAvailableError"
-    assert ArtifactLayout(get_config().data_dir).dense("tiny", "bge_m3").current is None
+    assert ArtifactLayout(current_settings().data_dir).dense("tiny", "bge_m3").current is None
 
 
 def test_missing_local_model_path_is_a_clear_error(config_dir, instance):
@@ -150,12 +150,11 @@ def test_missing_local_model_path_is_a_clear_error(config_dir, instance):
 def test_unreachable_vllm_endpoint_is_a_clear_error(config_dir, instance, monkeypatch):
     ingest(instance, "tiny")
     monkeypatch.setenv("VLLM_URL", "http://127.0.0.1:9")
-    reset_config()
     from medkg_assets.resources.encoders import DenseEncoderResource
     from medkg_assets_tests import pipeline
 
     monkeypatch.setitem(
-        pipeline.defs.resources,
+        pipeline.RESOURCE_OVERRIDES,
         "dense_encoder",
         DenseEncoderResource(vllm_url="http://127.0.0.1:9", vllm_retries=0),
     )

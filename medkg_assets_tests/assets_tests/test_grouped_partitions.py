@@ -6,12 +6,11 @@ import json
 import pytest
 from dagster import AssetKey, AssetRecordsFilter
 
-from medkg_assets.assets.serving import failing_checks
-from medkg_assets.definitions import defs
-from medkg_assets.partitions import backfill_policy
-from medkg_assets.settings import get_config
+from medkg_assets.orchestration.check_status import failing_checks
+from medkg_assets.orchestration.partitions import build_partitions
 from medkg_assets.storage.layout import ArtifactLayout
-from medkg_assets_tests.pipeline import check_results, ingest, partition_tags
+from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import check_results, definitions, ingest, partition_tags
 
 pytestmark = pytest.mark.slow
 PROFILES = ("minilm_cpu", "minilm_hnsw_cpu")
@@ -20,13 +19,16 @@ RANGE_TAGS = {
     "dagster/asset_partition_range_end": f"tiny|{PROFILES[1]}",
 }
 KEYS = [f"tiny|{p}" for p in PROFILES]
-CHECK_KEYS = [key for check in defs.asset_checks for key in check.check_keys]
+
+
+def check_keys():
+    return [key for check in definitions().asset_checks for key in check.check_keys]
 
 
 def evaluations_by_partition(instance, run_id):
     """{check name: {partition: evaluation}} the instance holds for the run's check executions."""
     out = {}
-    for key in CHECK_KEYS:
+    for key in check_keys():
         for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=20):
             if record.run_id == run_id:
                 evaluation = record.event.dagster_event.event_specific_data if record.event else None
@@ -42,6 +44,7 @@ def latest_materialization(instance, asset_key, partition):
 
 
 def assert_each_partition_has_its_own_check_evaluations(instance, result):
+    CHECK_KEYS = check_keys()
     held = evaluations_by_partition(instance, result.run_id)
     assert set(held) == {key.name for key in CHECK_KEYS}
     for key in CHECK_KEYS:
@@ -66,17 +69,19 @@ def assert_each_partition_has_its_own_check_evaluations(instance, result):
 
 
 def test_every_asset_carries_the_configured_backfill_policy():
-    per_run = get_config().environment.automation.backfill_partitions_per_run
-    for asset in defs.assets:
+    settings = current_settings()
+    per_run = settings.environment.automation.backfill_partitions_per_run
+    backfill_policy = build_partitions(settings).backfill_policy
+    for asset in definitions().assets:
         assert asset.backfill_policy == backfill_policy, asset.key
         assert asset.backfill_policy.max_partitions_per_run == per_run
 
 
 def test_a_range_run_builds_and_checks_each_partition(config_dir, instance):
     ingest(instance, "tiny")
-    result = defs.resolve_job_def("index_job").execute_in_process(instance=instance, tags=RANGE_TAGS)
+    result = definitions().resolve_job_def("index_job").execute_in_process(instance=instance, tags=RANGE_TAGS)
     assert result.success
-    paths = ArtifactLayout(get_config().data_dir)
+    paths = ArtifactLayout(current_settings().data_dir)
     summaries = {p: json.loads(paths.processing_summary("tiny", p).read_text()) for p in PROFILES}
     for profile, summary in summaries.items():
         assert summary["profile"] == profile
@@ -97,15 +102,22 @@ def test_a_range_run_builds_and_checks_each_partition(config_dir, instance):
 
 def test_a_grouped_check_run_records_a_failure_only_for_the_partition_that_fails(config_dir, instance):
     ingest(instance, "tiny")
-    assert defs.resolve_job_def("index_job").execute_in_process(instance=instance, tags=RANGE_TAGS).success
-    paths = ArtifactLayout(get_config().data_dir)
+    assert (
+        definitions()
+        .resolve_job_def("index_job")
+        .execute_in_process(instance=instance, tags=RANGE_TAGS)
+        .success
+    )
+    paths = ArtifactLayout(current_settings().data_dir)
     template_path = paths.opensearch_mapping("tiny", PROFILES[0])
     template = json.loads(template_path.read_text())
     template["template"]["mappings"]["properties"]["dense_vector"]["dimension"] = 12
     template_path.write_text(json.dumps(template))
 
-    rerun = defs.resolve_job_def("release_checks_job").execute_in_process(
-        instance=instance, tags=RANGE_TAGS, raise_on_error=False
+    rerun = (
+        definitions()
+        .resolve_job_def("release_checks_job")
+        .execute_in_process(instance=instance, tags=RANGE_TAGS, raise_on_error=False)
     )
     assert not rerun.success  # the blocking check failed for one partition of the run
     held = evaluations_by_partition(instance, rerun.run_id)
@@ -123,8 +135,10 @@ def test_a_grouped_check_run_records_a_failure_only_for_the_partition_that_fails
     # a single-partition re-check after fixing the file clears that partition alone
     template["template"]["mappings"]["properties"]["dense_vector"]["dimension"] = 384
     template_path.write_text(json.dumps(template))
-    single = defs.resolve_job_def("release_checks_job").execute_in_process(
-        instance=instance, tags=partition_tags("tiny", PROFILES[0]), raise_on_error=False
+    single = (
+        definitions()
+        .resolve_job_def("release_checks_job")
+        .execute_in_process(instance=instance, tags=partition_tags("tiny", PROFILES[0]), raise_on_error=False)
     )
     assert single.success
     rechecked = evaluations_by_partition(instance, single.run_id)["opensearch_mapping_matches_profile"]

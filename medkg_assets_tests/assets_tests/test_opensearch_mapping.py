@@ -4,16 +4,21 @@ import copy
 import json
 
 import pytest
-from dagster import AssetSelection, materialize
+from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
 
-from medkg_assets.assets.opensearch import opensearch_mapping, opensearch_mapping_matches_profile
-from medkg_assets.definitions import defs
 from medkg_assets.search.opensearch_mapping import build_index_template, name_problems, template_problems
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
-from medkg_assets_tests.pipeline import INGEST, index, ingest, partition_tags
+from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import (
+    INGEST,
+    _all_assets_and_checks,
+    definitions,
+    index,
+    ingest,
+    partition_tags,
+)
 
-CHECK = opensearch_mapping_matches_profile
+CHECK_KEY = AssetCheckKey(AssetKey("opensearch_mapping"), "opensearch_mapping_matches_profile")
 PROFILE = "minilm_cpu"
 
 
@@ -22,7 +27,7 @@ def _evaluation(result):
         e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == CHECK.check_key.name
+        and e.event_specific_data.check_name == CHECK_KEY.name
     ]
     return evaluation
 
@@ -33,14 +38,14 @@ def test_the_check_passes_on_a_built_partition_and_names_what_a_tampered_templat
 ):
     ingest(instance, "tiny")
     built = index(
-        instance, "tiny", PROFILE, selection=AssetSelection.assets(opensearch_mapping).upstream() - INGEST
+        instance, "tiny", PROFILE, selection=AssetSelection.assets("opensearch_mapping").upstream() - INGEST
     )
     evaluation = _evaluation(built)
     assert evaluation.passed, evaluation.description
     assert evaluation.metadata["expected_dims"].value == 384 and evaluation.metadata["sparse_enabled"].value
     assert evaluation.blocking and evaluation.partition == f"tiny|{PROFILE}"
 
-    path = ArtifactLayout(get_config().data_dir).opensearch_mapping("tiny", PROFILE)
+    path = ArtifactLayout(current_settings().data_dir).opensearch_mapping("tiny", PROFILE)
     template = json.loads(path.read_text())
     properties = template["template"]["mappings"]["properties"]
     properties["dense_vector"]["dimension"] = 768
@@ -50,10 +55,11 @@ def test_the_check_passes_on_a_built_partition_and_names_what_a_tampered_templat
     path.write_text(json.dumps(template))
 
     # The check alone, on the tampered file (a checks-only run takes its partition from tags).
+    defs = definitions()
     rechecked = materialize(
-        [*defs.assets, *defs.asset_checks],
+        _all_assets_and_checks(defs),
         instance=instance,
-        selection=AssetSelection.checks(CHECK),
+        selection=AssetSelection.checks(defs.get_asset_checks_def(CHECK_KEY)),
         resources=defs.resources,
         tags=partition_tags("tiny", PROFILE),
         raise_on_error=False,
@@ -76,16 +82,15 @@ def test_with_sparse_disabled_the_check_passes_without_asking_for_rank_features(
     config_dir, instance, monkeypatch
 ):
     monkeypatch.setenv("EMBEDDER_ENABLE_SPARSE", "false")
-    reset_config()
     ingest(instance, "tiny")
-    selection = AssetSelection.assets(opensearch_mapping).upstream() - INGEST
+    selection = AssetSelection.assets("opensearch_mapping").upstream() - INGEST
     evaluation = _evaluation(index(instance, "tiny", PROFILE, selection=selection))
     assert evaluation.passed and evaluation.metadata["sparse_enabled"].value is False
     assert "sparse disabled" in evaluation.description
 
 
 def test_the_built_template_of_every_profile_has_no_problems():
-    config = get_config()
+    config = current_settings()
     for name in config.profiles.names:
         profile = config.profiles.get(name)
         assert (
@@ -97,7 +102,7 @@ def test_the_built_template_of_every_profile_has_no_problems():
 
 
 def test_rank_features_is_only_required_when_sparse_is_enabled():
-    profile = get_config().profiles.get(PROFILE)
+    profile = current_settings().profiles.get(PROFILE)
     template = build_index_template("tiny", profile)
     without = copy.deepcopy(template)
     del without["template"]["mappings"]["properties"]["splade_terms"]
@@ -108,7 +113,7 @@ def test_rank_features_is_only_required_when_sparse_is_enabled():
 
 
 def test_a_namespace_that_makes_invalid_index_and_alias_names_is_reported():
-    profile = get_config().profiles.get(PROFILE)
+    profile = current_settings().profiles.get(PROFILE)
     problems = template_problems(build_index_template("med#quad", profile), "med#quad", profile, True)
     assert any(
         p.startswith("index 'med#quad-minilm_cpu-") and "forbidden characters '#'" in p for p in problems

@@ -8,15 +8,15 @@ import yaml
 
 from medkg_assets.cli import main as medkg
 from medkg_assets.manifests.summary import validate_summary
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import check_results, edit_profiles, index, ingest, metadata, release_checks
 
 pytestmark = pytest.mark.slow
 
 
 def paths():
-    return ArtifactLayout(get_config().data_dir)
+    return ArtifactLayout(current_settings().data_dir)
 
 
 def run_all(instance):
@@ -63,16 +63,15 @@ TOGGLES = [(True, True), (False, True), (True, False), (False, False)]
 def test_toggle_matrix_never_changes_the_dense_artifacts(config_dir, tmp_path, monkeypatch):
     from dagster import DagsterInstance
 
-    from medkg_assets.partitions import register_namespaces
+    from medkg_assets.orchestration.partitions import register_namespaces
 
     hashes = {}
     for enable_sparse, enable_rerank in TOGGLES:
         monkeypatch.setenv("MEDKG_DATA_DIR", str(tmp_path / f"data-{enable_sparse}-{enable_rerank}"))
         monkeypatch.setenv("EMBEDDER_ENABLE_SPARSE", str(enable_sparse).lower())
         monkeypatch.setenv("EMBEDDER_ENABLE_RERANK", str(enable_rerank).lower())
-        reset_config()
         with DagsterInstance.ephemeral() as instance:
-            register_namespaces(instance, get_config().namespaces)
+            register_namespaces(instance, current_settings().namespaces)
             result = run_all(instance)
         checks = check_results(result)
         assert all(passed for passed, _ in checks.values()), (enable_sparse, enable_rerank, checks)
@@ -89,7 +88,6 @@ def test_toggle_matrix_never_changes_the_dense_artifacts(config_dir, tmp_path, m
 
 def test_missing_reranker_is_a_warning_not_a_score(config_dir, instance, monkeypatch, tmp_path):
     monkeypatch.setenv("MEDKG_MODELS_DIR", str(tmp_path / "no-models"))
-    reset_config()
     run_all(instance)
     written = summary()
     assert written["rerank_run"] == {"status": "skipped", "payload": None}
@@ -119,7 +117,6 @@ def test_recall_check_fails_on_a_broken_ranking(config_dir, instance):
     (config_dir / "expected_scores.yaml").write_text(
         yaml.safe_dump({"tiny": {"minilm_cpu": {"recall@10": 0.9}}})
     )
-    reset_config()
     assert check_results(run_all(instance))["recall_at_10"][0]
     _break_ranking(queries_to_break=3)
     passed, meta = check_results(release_checks(instance, "tiny", "minilm_cpu"))["recall_at_10"]
@@ -169,7 +166,6 @@ def test_namespace_without_eval_set_materialises_with_a_warning(config_dir, inst
     namespace_file.write_text(
         "".join(line for line in namespace_file.read_text().splitlines(True) if not line.startswith("eval:"))
     )
-    reset_config()
     result = run_all(instance)
     assert result.success
     written = manifest()

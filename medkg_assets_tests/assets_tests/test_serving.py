@@ -8,13 +8,12 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
-from medkg_assets.automation.sensors import namespace_source_sensor
 from medkg_assets.cli import main as medkg
-from medkg_assets.partitions import register_namespaces
+from medkg_assets.orchestration.partitions import register_namespaces
 from medkg_assets.rollout.serving import ServingState
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
-from medkg_assets_tests.pipeline import index, index_requests_after_ingest, ingest
+from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import definitions, index, index_requests_after_ingest, ingest
 
 pytestmark = pytest.mark.slow
 BASELINE, CANDIDATE = "minilm_cpu", "minilm_hnsw_cpu"  # same vectors, flat vs HNSW index
@@ -31,7 +30,7 @@ def dagster_home(tmp_path, monkeypatch, config_dir, data_dir):
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
-        register_namespaces(instance, get_config().namespaces)
+        register_namespaces(instance, current_settings().namespaces)
         yield instance
 
 
@@ -43,11 +42,10 @@ def start_rollout(config_dir, monkeypatch, canary=(), percentage=None):
     monkeypatch.setenv("EMBEDDING_PROFILE_EXPERIMENT", CANDIDATE)
     if percentage is not None:
         monkeypatch.setenv("PROFILE_ROLLOUT_PERCENTAGE", str(percentage))
-    reset_config()
 
 
 def live():
-    return ServingState.load(ArtifactLayout(get_config().data_dir).serving_state("tiny"), "tiny").live
+    return ServingState.load(ArtifactLayout(current_settings().data_dir).serving_state("tiny"), "tiny").live
 
 
 def build_both_profiles(instance):
@@ -69,7 +67,7 @@ def test_canary_promotion_and_rollback_drill(config_dir, dagster_home, monkeypat
     assert live().profile == BASELINE
 
     start_rollout(config_dir, monkeypatch, canary=["tiny"])
-    assert get_config().serving_target("tiny") == CANDIDATE
+    assert current_settings().serving_target("tiny") == CANDIDATE
     capsys.readouterr()
     assert medkg(["promote", "--namespace", "tiny"]) == 0
     assert live().profile == CANDIDATE and live().versions.keys() >= {"dense", "faiss", "sparse", "lucene"}
@@ -99,7 +97,7 @@ def test_promotion_is_refused_when_the_candidate_recall_drops_more_than_five_per
 ):
     build_both_profiles(dagster_home)
     assert medkg(["promote", "--namespace", "tiny", "--profile", BASELINE]) == 0
-    history = ArtifactLayout(get_config().data_dir).recall_history("tiny", CANDIDATE)
+    history = ArtifactLayout(current_settings().data_dir).recall_history("tiny", CANDIDATE)
     recorded = json.loads(history.read_text())
     recorded[-1]["recall@10"] = live().recall_at_10 * 0.94
     history.write_text(json.dumps(recorded))
@@ -114,9 +112,10 @@ def test_percentage_rollout_and_the_canary_sensor_build_the_candidate_alongside(
 ):
     instance = dagster_home
     start_rollout(config_dir, monkeypatch, percentage=0)
-    assert get_config().profiles_for("tiny") == [BASELINE]
+    assert current_settings().profiles_for("tiny") == [BASELINE]
     start_rollout(config_dir, monkeypatch, percentage=100)
-    assert get_config().profiles_for("tiny") == [BASELINE, CANDIDATE]
+    assert current_settings().profiles_for("tiny") == [BASELINE, CANDIDATE]
+    namespace_source_sensor = definitions().resolve_sensor_def("namespace_source_sensor")
     [request] = namespace_source_sensor(build_sensor_context(instance=instance)).run_requests
     _, requests = index_requests_after_ingest(instance, request)
     assert [(r.partition_key, r.tags["medkg/rollout"]) for r in requests] == [

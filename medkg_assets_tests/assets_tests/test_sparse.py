@@ -5,11 +5,11 @@ import json
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, execute_job, reconstructable
 
-from medkg_assets.partitions import namespace_profile_key, register_namespaces
+from medkg_assets.orchestration.partitions import namespace_profile_key, register_namespaces
 from medkg_assets.search.lucene import LuceneSearch, quantise
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.jobs_for_tests import index_job
 from medkg_assets_tests.pipeline import check_results, ingest, metadata
 
@@ -18,16 +18,17 @@ SPARSE_STAGE = AssetSelection.assets("sparse_vectors", "sparse_index", "opensear
 
 
 def paths():
-    return ArtifactLayout(get_config().data_dir)
+    return ArtifactLayout(current_settings().data_dir)
 
 
 def run_sparse(instance, run_config=None):
     from dagster import materialize
 
-    from medkg_assets_tests.pipeline import _all_assets_and_checks, defs
+    from medkg_assets_tests.pipeline import _all_assets_and_checks, definitions
 
+    defs = definitions()
     return materialize(
-        _all_assets_and_checks(),
+        _all_assets_and_checks(defs),
         instance=instance,
         selection=SPARSE_STAGE,
         partition_key=str(namespace_profile_key("tiny", "minilm_cpu")),
@@ -58,7 +59,7 @@ def test_impact_scores_equal_the_exact_quantised_dot_product(config_dir, instanc
     artifact = SparseArtifact.load(paths().sparse("tiny", "minilm_cpu").current)
     current = paths().lucene("tiny", "minilm_cpu").current
     search = LuceneSearch(current / "impact", current / "bm25")
-    scale = get_config().profile.sparse.quantization_scale
+    scale = current_settings().profile.sparse.quantization_scale
     documents = {cid: quantise(v, scale) for cid, v in zip(artifact.chunk_ids, artifact.vectors, strict=True)}
     for probe in (artifact.vectors[0], artifact.vectors[-1]):
         query = quantise(dict(list(probe.items())[:12]), scale)
@@ -96,7 +97,6 @@ def test_disabled_sparse_warns_downstream_instead_of_failing(config_dir, instanc
     run_config = None
     if switch == "environment":
         monkeypatch.setenv("EMBEDDER_ENABLE_SPARSE", "false")
-        reset_config()
     else:
         run_config = {"ops": {"sparse_vectors": {"config": {"enable_sparse": False}}}}
     result = run_sparse(instance, run_config)
@@ -114,7 +114,7 @@ def test_sparse_index_builds_through_the_multiprocess_executor(config_dir, tmp_p
     """The JVM starts inside Dagster step subprocesses without hanging."""
     (tmp_path / "dagster_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-        register_namespaces(instance, get_config().namespaces)
+        register_namespaces(instance, current_settings().namespaces)
         ingest(instance, "tiny")
         with execute_job(
             reconstructable(index_job),

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from medkg_assets.settings import get_config, reset_config
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import check_results, index, ingest, metadata
 
 pytestmark = pytest.mark.slow
@@ -17,11 +17,10 @@ def lower_budget(config_dir, policy):
     body = yaml.safe_load(path.read_text())
     body.update(max_tokens=32, over_budget=policy, chunking={"window_tokens": 32, "overlap_tokens": 8})
     path.write_text(yaml.safe_dump(body))
-    reset_config()
 
 
 def budget_counts():
-    text = (get_config().data_dir / "metrics" / "tiny__minilm_cpu__dense.prom").read_text()
+    text = (current_settings().data_dir / "metrics" / "tiny__minilm_cpu__dense.prom").read_text()
     return {
         s.labels["outcome"]: s.value
         for family in text_string_to_metric_families(text)
@@ -44,10 +43,9 @@ def test_over_budget_chunks_are_resplit_and_every_stage_agrees(config_dir, insta
 def test_reject_policy_drops_over_budget_chunks_and_counts_them(config_dir, instance):
     ingest(instance, "tiny")
     lower_budget(config_dir, "reject")
-    from medkg_assets.assets.dense import dense_embeddings
     from medkg_assets_tests.pipeline import AssetSelection
 
-    result = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.assets(dense_embeddings))
+    result = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.assets("dense_embeddings"))
     dense = metadata(result, "dense_embeddings")
     assert dense["chunks_rejected"] == dense["chunks_over_budget"] > 0
     assert budget_counts() == {"rejected": dense["chunks_rejected"]}

@@ -5,19 +5,20 @@ import json
 import pytest
 from dagster import AssetSelection
 
-from medkg_assets.assets.retrieval import open_retriever
 from medkg_assets.cli import main as medkg
-from medkg_assets.definitions import defs
-from medkg_assets.settings import get_config
+from medkg_assets.stages.context import StageContext
+from medkg_assets.stages.rerank import open_retriever
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.storage.pinning import ArtefactSetError
+from medkg_assets_tests import pipeline
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import index, ingest, step_failure
 
 pytestmark = pytest.mark.slow
 
 
 def paths():
-    return ArtifactLayout(get_config().data_dir)
+    return ArtifactLayout(current_settings().data_dir)
 
 
 def shorten_first_document(config_dir) -> str:
@@ -31,11 +32,9 @@ def shorten_first_document(config_dir) -> str:
 
 
 def retriever():
-    resources = defs.resources
+    resources = pipeline.resources()
     return open_retriever(
-        get_config(),
-        "tiny",
-        "minilm_cpu",
+        StageContext.build(current_settings(), "tiny", "minilm_cpu"),
         resources["dense_encoder"],
         resources["sparse_encoder"],
         resources["lucene"],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance, Definitions, OpExecutionContext, job, op
 
-from medkg_assets.automation.k8s import GPU_POOL
+from medkg_assets.topology import GPU_POOL
 
 RELEASES: dict[str, threading.Event] = {}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from dagster import DagsterInstance, job, op
 
 from medkg_assets import cli
-from medkg_assets.automation.k8s import GPU_POOL
+from medkg_assets.topology import GPU_POOL
 
 
 @op

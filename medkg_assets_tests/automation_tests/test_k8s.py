@@ -5,24 +5,26 @@ import json
 import pytest
 
 from medkg_assets.automation.k8s import K8S_CONFIG_TAG, gpu_k8s_config, profile_run_tags
-from medkg_assets.settings import get_config
+from medkg_assets.definitions import build_definitions
+from medkg_assets.orchestration.partitions import build_partitions
+from medkg_assets_tests.conftest import current_settings
 
 
 def test_gpu_profile_gets_limits_selector_and_tolerations():
-    config = gpu_k8s_config(get_config().profiles.get("qwen3_vllm"))
+    config = gpu_k8s_config(current_settings().profiles.get("qwen3_vllm"))
     assert config["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert "nvidia.com/gpu.product" in config["pod_spec_config"]["node_selector"]
     assert config["pod_spec_config"]["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
 def test_cpu_profile_gets_no_gpu_config():
-    profile = get_config().profiles.get("minilm_cpu")
+    profile = current_settings().profiles.get("minilm_cpu")
     assert gpu_k8s_config(profile) == {}
     assert K8S_CONFIG_TAG not in profile_run_tags(profile)
 
 
 def test_run_tags_carry_the_serialised_config():
-    tags = profile_run_tags(get_config().profiles.get("bge_m3"))
+    tags = profile_run_tags(current_settings().profiles.get("bge_m3"))
     assert (
         json.loads(tags[K8S_CONFIG_TAG])["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     )
@@ -30,8 +32,7 @@ def test_run_tags_carry_the_serialised_config():
 
 
 def test_index_job_runs_carry_the_profile_pod_config_per_partition():
-    from medkg_assets.definitions import defs
-
+    defs = build_definitions(current_settings())
     config = defs.resolve_job_def("index_job").partitioned_config
     gpu = config.get_tags_for_partition_key("medquad_sample|qwen3_vllm")
     cpu = config.get_tags_for_partition_key("medquad_sample|minilm_cpu")
@@ -42,12 +43,13 @@ def k8s_index_job():
     from dagster import Definitions
 
     from medkg_assets.automation.jobs import index_job_for
-    from medkg_assets.definitions import defs
 
+    settings = current_settings()
+    defs = build_definitions(settings)
     return Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
-        jobs=[index_job_for("k8s")],
+        jobs=[index_job_for(settings, build_partitions(settings), "k8s")],
         resources=defs.resources,
     ).resolve_job_def("index_job")
 
@@ -105,7 +107,9 @@ def test_grouped_backfill_runs_are_refused_on_kubernetes_and_drop_placement_loca
     from medkg_assets.automation.jobs import index_job_for
     from medkg_assets.config import ConfigError
 
+    settings = current_settings()
+    partitions = build_partitions(settings)
     with pytest.raises(ConfigError, match="backfill_partitions_per_run: 1"):
-        index_job_for("k8s", partitions_per_run=2)
-    assert index_job_for("multiprocess", partitions_per_run=2).config is None
-    assert index_job_for("multiprocess", partitions_per_run=1).config is not None
+        index_job_for(settings, partitions, "k8s", partitions_per_run=2)
+    assert index_job_for(settings, partitions, "multiprocess", partitions_per_run=2).config is None
+    assert index_job_for(settings, partitions, "multiprocess", partitions_per_run=1).config is not None

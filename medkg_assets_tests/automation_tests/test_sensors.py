@@ -11,10 +11,15 @@ from dagster import (
     build_sensor_context,
 )
 
-from medkg_assets.automation.schedules import full_reingest_schedule
-from medkg_assets.automation.sensors import namespace_source_sensor
-from medkg_assets.settings import reset_config
-from medkg_assets_tests.pipeline import index_requests_after_ingest
+from medkg_assets_tests.pipeline import definitions, index_requests_after_ingest
+
+
+def namespace_source_sensor(context):
+    return definitions().resolve_sensor_def("namespace_source_sensor")(context)
+
+
+def full_reingest_schedule(context):
+    return definitions().resolve_schedule_def("full_reingest_schedule")(context)
 
 
 def tick(instance, cursor=None):
@@ -31,7 +36,6 @@ def add_namespace(config_dir, name, source):
         f"source: {{path: {source}}}\ntenant_id: tenant-b\ntokenizer: whitespace\nmax_tokens: 64\n"
         "chunking: {window_tokens: 32, overlap_tokens: 8}\n"
     )
-    reset_config()
 
 
 def test_first_tick_requests_every_namespace_with_tags(config_dir, instance):

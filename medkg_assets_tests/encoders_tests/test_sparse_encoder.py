@@ -3,7 +3,7 @@
 import pytest
 
 from medkg_assets.encoders.sparse import SpladeEncoder, prune_terms
-from medkg_assets.settings import get_config
+from medkg_assets_tests.conftest import current_settings
 
 
 def test_prune_keeps_top_k_positive_terms_clipped_and_sorted():
@@ -17,7 +17,7 @@ def test_weights_that_round_to_zero_are_dropped():
 
 @pytest.mark.slow
 def test_packaged_splade_expands_documents_and_queries():
-    encoder = SpladeEncoder(get_config().profiles.get("minilm_cpu").sparse, "cpu")
+    encoder = SpladeEncoder(current_settings().profiles.get("minilm_cpu").sparse, "cpu")
     [doc] = encoder.encode_documents(["Asthma narrows the airways and causes wheezing."])
     [query] = encoder.encode_queries(["what causes wheezing"])
     assert "asthma" in doc and len(doc) <= 400 and max(doc.values()) <= 10.0

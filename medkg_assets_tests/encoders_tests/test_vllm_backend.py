@@ -61,7 +61,7 @@ def test_unreachable_server_fails_after_retries():
 
 
 def test_dense_asset_runs_through_the_vllm_server(config_dir, instance, vllm_url, monkeypatch):
-    monkeypatch.setitem(pipeline.defs.resources, "dense_encoder", DenseEncoderResource(vllm_url=vllm_url))
+    monkeypatch.setitem(pipeline.RESOURCE_OVERRIDES, "dense_encoder", DenseEncoderResource(vllm_url=vllm_url))
     pipeline.ingest(instance, "tiny")
     result = pipeline.index(
         instance, "tiny", "minilm_vllm", selection=AssetSelection.assets("dense_embeddings", "faiss_index")

@@ -317,27 +317,25 @@ def test_a_pipeline_run_and_a_refused_tenant_show_up_in_prometheus(monitoring, c
     """The operator's view: a real run's stage metrics and a cross-tenant refusal, queried back."""
     from dagster import DagsterInstance, materialize
 
-    from medkg_assets.assets.chunks import chunks, source_documents
-    from medkg_assets.partitions import register_namespaces
-    from medkg_assets.resources.telemetry import TelemetryResource
-    from medkg_assets.settings import get_config, reset_config
-    from medkg_assets_tests.pipeline import AssetSelection, index, ingest, metadata
+    from medkg_assets.orchestration.partitions import register_namespaces
+    from medkg_assets_tests.conftest import current_settings
+    from medkg_assets_tests.pipeline import AssetSelection, definitions, index, ingest, metadata
 
     gateway_url, prometheus_url = monitoring
     monkeypatch.setenv(PUSHGATEWAY_URL_ENV, gateway_url)
-    reset_config()
     with DagsterInstance.ephemeral() as instance:
-        register_namespaces(instance, get_config().namespaces)
+        register_namespaces(instance, current_settings().namespaces)
         ingest(instance, "tiny")
         dense = index(instance, "tiny", "minilm_cpu", selection=AssetSelection.keys("dense_embeddings"))
         generated = metadata(dense, "dense_embeddings")["embeddings_generated"]
+        defs = definitions()  # its telemetry resource takes the Pushgateway URL from the environment
         refused = materialize(
-            [source_documents, chunks],
+            [defs.get_assets_def("source_documents"), defs.get_assets_def("chunks")],
             instance=instance,
             partition_key="tiny",
             tags={"medkg/tenant": "intruder"},
             raise_on_error=False,
-            resources={"telemetry": TelemetryResource()},
+            resources={"telemetry": defs.resources["telemetry"]},
         )
     assert generated > 0 and not refused.success
     query_until(

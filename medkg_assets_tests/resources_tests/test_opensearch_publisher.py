@@ -11,7 +11,7 @@ from opensearchpy import NotFoundError, Transport
 
 from medkg_assets.resources.opensearch import OpenSearchResource, PublishError
 from medkg_assets.search.opensearch_mapping import build_index_template
-from medkg_assets.settings import get_config
+from medkg_assets_tests.conftest import current_settings
 
 
 class RecordingTransport(Transport):
@@ -52,7 +52,7 @@ class RecordingTransport(Transport):
 def publish(transport_class, documents=3):
     resource = OpenSearchResource(url="http://127.0.0.1:9200")
     client = resource.client(transport_class=transport_class)
-    profile = get_config().profiles.get("minilm_cpu")
+    profile = current_settings().profiles.get("minilm_cpu")
     template = build_index_template("medquad_sample", profile)
     docs = [{"chunk_id": f"c{i}", "text": "t"} for i in range(documents)]
     report = resource.publish(

@@ -5,19 +5,19 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from medkg_assets.settings import get_config
+from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import index, ingest
 
 pytestmark = pytest.mark.slow
 
 
 def events():
-    path = get_config().data_dir / "events" / "embedding-events.jsonl"
+    path = current_settings().data_dir / "events" / "embedding-events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def samples(stage, profile="minilm_cpu"):
-    text = (get_config().data_dir / "metrics" / f"tiny__{profile}__{stage}.prom").read_text()
+    text = (current_settings().data_dir / "metrics" / f"tiny__{profile}__{stage}.prom").read_text()
     return {
         (s.name, s.labels.get("error_type", "")): s.value
         for family in text_string_to_metric_families(text)

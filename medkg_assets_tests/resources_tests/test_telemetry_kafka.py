@@ -8,7 +8,7 @@ from dagster import Failure, job, op
 
 from medkg_assets.observability.events import event_from_json
 from medkg_assets.resources.telemetry import TelemetryResource
-from medkg_assets.settings import get_config
+from medkg_assets_tests.conftest import current_settings
 
 # Measured on the 2-core dev machine: three stage batches (six events) against a refused broker
 # take about 0.1 s in all; before, each event waited its 10 s flush timeout (60 s here).
@@ -35,7 +35,13 @@ def _run(instance, servers: str, fail_stage: str | None = None):
             except Failure:
                 pass
 
-    @job(resource_defs={"telemetry": TelemetryResource(kafka_bootstrap_servers=servers)})
+    @job(
+        resource_defs={
+            "telemetry": TelemetryResource(
+                data_dir=str(current_settings().data_dir), kafka_bootstrap_servers=servers
+            )
+        }
+    )
     def kafka_down():
         batches()
 
@@ -62,7 +68,7 @@ def test_a_down_broker_costs_a_bounded_wait_and_one_warning_per_batch_and_loses_
     for stage, warning in zip(STAGES, warnings, strict=True):
         assert f"tiny|minilm_cpu stage {stage}" in warning
         assert f"bootstrap servers '{servers}'" in warning and "2 event(s) written to" in warning
-    spool = get_config().data_dir / "events" / "kafka-undelivered.jsonl"
+    spool = current_settings().data_dir / "events" / "kafka-undelivered.jsonl"
     events = [event_from_json(line) for line in spool.read_text().splitlines()]
     assert [(e.get_data()["stage"], e.get_type().rsplit(".", 1)[1]) for e in events] == [
         (stage, kind) for stage in STAGES for kind in ("started", "completed")

@@ -2,10 +2,10 @@
 
 from dagster import materialize
 
-from medkg_assets.assets.chunks import source_documents
 from medkg_assets.resources.telemetry import TelemetryResource
-from medkg_assets.settings import get_config, reset_config
 from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import definitions
 
 
 def folder_namespace(config_dir, policy="fail"):
@@ -20,17 +20,16 @@ def folder_namespace(config_dir, policy="fail"):
     spec = config_dir / "namespaces" / "tiny.yaml"
     lines = [ln for ln in spec.read_text().splitlines() if not ln.startswith("source:")]
     spec.write_text("\n".join([f"source: {{path: {docs}}}", *lines, f"on_bad_record: {policy}"]) + "\n")
-    reset_config()
     return docs
 
 
 def run(instance):
     return materialize(
-        [source_documents],
+        [definitions().get_assets_def("source_documents")],
         instance=instance,
         partition_key="tiny",
         raise_on_error=False,
-        resources={"telemetry": TelemetryResource()},
+        resources={"telemetry": TelemetryResource(data_dir=str(current_settings().data_dir))},
     )
 
 
@@ -64,7 +63,7 @@ def test_nothing_ignored_says_none(config_dir, instance):
 def test_link_out_of_the_source_fails_and_keeps_previous_documents(config_dir, instance, tmp_path):
     docs = folder_namespace(config_dir)
     assert run(instance).success
-    documents = ArtifactLayout(get_config().data_dir).documents("tiny")
+    documents = ArtifactLayout(current_settings().data_dir).documents("tiny")
     before = documents.read_bytes()
     (tmp_path / "secret.txt").write_text("password=hunter2")
     (docs / "leak.txt").symlink_to(tmp_path / "secret.txt")
@@ -86,4 +85,4 @@ def test_link_out_of_the_source_is_skipped_and_listed(config_dir, instance, tmp_
     meta = materialisation(result)
     assert meta["documents"].value == 3 and meta["skipped_records"].value == 1
     assert "leak.txt" in meta["skipped"].value
-    assert b"hunter2" not in ArtifactLayout(get_config().data_dir).documents("tiny").read_bytes()
+    assert b"hunter2" not in ArtifactLayout(current_settings().data_dir).documents("tiny").read_bytes()

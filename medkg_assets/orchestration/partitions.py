@@ -1,8 +1,14 @@
-"""Partitions: `namespace` (dynamic, one per collection) × `profile` (static, from the manifest)."""
+"""Partitions: `namespace` (dynamic, one per collection) × `profile` (static, from the manifest).
+
+The profile dimension and the backfill policy come from settings, so they are built by
+`build_partitions` when the definitions are built; the dynamic namespace dimension is only a
+name (its keys live in the instance, added by the source sensor and the CLI).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from dagster import (
     BackfillPolicy,
@@ -13,21 +19,37 @@ from dagster import (
     StaticPartitionsDefinition,
 )
 
-from medkg_assets.settings import get_config
+from medkg_assets.settings import Settings
 
 NAMESPACE_DIMENSION = "namespace"
 PROFILE_DIMENSION = "profile"
 
 namespace_partitions = DynamicPartitionsDefinition(name=NAMESPACE_DIMENSION)
-profile_partitions = StaticPartitionsDefinition(get_config().profiles.names)
-namespace_profile_partitions = MultiPartitionsDefinition(
-    {NAMESPACE_DIMENSION: namespace_partitions, PROFILE_DIMENSION: profile_partitions}
-)
 
-# Backfills launch one run per `backfill_partitions_per_run` partitions (config/<env>.yaml).
-backfill_policy = BackfillPolicy.multi_run(
-    max_partitions_per_run=get_config().environment.automation.backfill_partitions_per_run
-)
+
+@dataclass(frozen=True)
+class Partitions:
+    """The partitions definitions of one code location, built from its settings."""
+
+    namespace: DynamicPartitionsDefinition
+    profile: StaticPartitionsDefinition
+    namespace_profile: MultiPartitionsDefinition
+    # Backfills launch one run per `backfill_partitions_per_run` partitions (config/<env>.yaml).
+    backfill_policy: BackfillPolicy
+
+
+def build_partitions(settings: Settings) -> Partitions:
+    profile = StaticPartitionsDefinition(settings.profiles.names)
+    return Partitions(
+        namespace=namespace_partitions,
+        profile=profile,
+        namespace_profile=MultiPartitionsDefinition(
+            {NAMESPACE_DIMENSION: namespace_partitions, PROFILE_DIMENSION: profile}
+        ),
+        backfill_policy=BackfillPolicy.multi_run(
+            max_partitions_per_run=settings.environment.automation.backfill_partitions_per_run
+        ),
+    )
 
 
 def namespace_profile_key(namespace: str, profile: str) -> MultiPartitionKey:

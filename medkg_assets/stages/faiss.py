@@ -1,0 +1,165 @@
+"""FAISS stage (per namespace × profile): dense vectors → the profile's FAISS index, and its checks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+from medkg_assets.config import EmbeddingProfile
+from medkg_assets.config.profiles import FlatIndexSpec, IndexSpec, IvfPqIndexSpec
+from medkg_assets.stages.context import StageContext
+from medkg_assets.stages.reports import (
+    CheckOutcome,
+    Metadata,
+    Report,
+    StageError,
+    markdown_table,
+    path_value,
+    save_report,
+)
+from medkg_assets.vectors.dense_artifact import DenseArtifact
+from medkg_assets.vectors.faiss_artifact import FaissArtifact
+from medkg_assets.vectors.faiss_indexes import BuiltIndex, self_recall_at_k
+
+STAGE = "faiss_index"
+
+
+class FaissBuilder(Protocol):
+    """Builds an index for a spec (FaissIndexResource in Dagster: GPU when there is one)."""
+
+    def build(self, vectors: np.ndarray, spec: IndexSpec) -> BuiltIndex: ...
+
+
+class FaissReport(Report):
+    version: str  # the FAISS artefact version this report describes
+    type: str
+    ntotal: int
+    dims: int
+    build_seconds: float
+    file_size_bytes: int
+    built_on_gpu: bool
+    path: str
+
+    def to_metadata(self) -> Metadata:
+        return {
+            "type": self.type,
+            "ntotal": self.ntotal,
+            "dims": self.dims,
+            "build_seconds": self.build_seconds,
+            "file_size_bytes": self.file_size_bytes,
+            "built_on_gpu": self.built_on_gpu,
+            "index": markdown_table(
+                ["type", "vectors", "dims", "build s", "MiB", "GPU"],
+                [
+                    [
+                        self.type,
+                        self.ntotal,
+                        self.dims,
+                        f"{self.build_seconds:.2f}",
+                        f"{self.file_size_bytes / 2**20:.1f}",
+                        self.built_on_gpu,
+                    ]
+                ],
+            ),
+            "path": path_value(self.path),
+        }
+
+
+def build_faiss_index(ctx: StageContext, builder: FaissBuilder) -> FaissReport:
+    """Index the current dense vectors as the profile's index spec says (flat, HNSW, IVF-PQ)."""
+    profile = ctx.require_profile()
+    dense = DenseArtifact.load(
+        ctx.layout.dense(ctx.namespace_name, profile.name).require_current("dense_embeddings")
+    )
+    started = time.perf_counter()
+    try:
+        built = builder.build(dense.vectors, profile.index)
+    except ValueError as error:
+        raise StageError(f"{ctx.where}: {error}") from error
+    build_s = time.perf_counter() - started
+    info: dict[str, Any] = {
+        "type": built.kind,
+        "spec": profile.index.model_dump(),
+        "ntotal": int(built.index.ntotal),
+        "dims": int(built.index.d),
+        "metric": "inner_product",
+        "fingerprint": profile.fingerprint,
+        "chunk_version": dense.chunk_version,
+        "built_on_gpu": built.on_gpu,
+        "notes": built.notes,
+    }
+    if built.kind == "ivf_pq" and isinstance(profile.index, IvfPqIndexSpec):
+        info["nprobe"] = min(profile.index.nprobe, faiss.extract_index_ivf(built.index).nlist)
+    store = ctx.layout.faiss(ctx.namespace_name, profile.name)
+    with store.build() as scratch:
+        FaissArtifact(built.index, dense.chunk_ids, info).write(scratch)
+    current = store.require_current(STAGE)
+    for note in built.notes:
+        ctx.log.warning(note)
+    report = FaissReport(
+        version=current.name,
+        type=built.kind,
+        ntotal=info["ntotal"],
+        dims=info["dims"],
+        build_seconds=round(build_s, 3),
+        file_size_bytes=(current / "index.faiss").stat().st_size,
+        built_on_gpu=built.on_gpu,
+        path=str(current),
+    )
+    save_report(ctx.layout.stage_report(ctx.namespace_name, profile.name, STAGE), report)
+    return report
+
+
+def _load_pair(ctx: StageContext) -> tuple[EmbeddingProfile, DenseArtifact, FaissArtifact]:
+    profile = ctx.require_profile()
+    dense = DenseArtifact.load(
+        ctx.layout.dense(ctx.namespace_name, profile.name).require_current("dense_embeddings")
+    )
+    index = FaissArtifact.load(ctx.layout.faiss(ctx.namespace_name, profile.name).require_current(STAGE))
+    return profile, dense, index
+
+
+def dims_problems(vectors: np.ndarray, index_dims: int | None, expected: int) -> list[str]:
+    problems = []
+    if vectors.ndim != 2 or vectors.shape[1] != expected:
+        problems.append(f"vectors are {vectors.shape[1] if vectors.ndim == 2 else vectors.shape}-d")
+    if index_dims is not None and index_dims != expected:
+        problems.append(f"FAISS index is {index_dims}-d")
+    return problems
+
+
+def check_dense_dimensions(ctx: StageContext) -> CheckOutcome:
+    """Every dense vector and the FAISS index have the profile's dims (DimensionMismatchError)."""
+    profile, dense, faiss_artifact = _load_pair(ctx)
+    problems = dims_problems(dense.vectors, faiss_artifact.index.d, profile.dense.dims)
+    return CheckOutcome(
+        passed=not problems,
+        description="; ".join(problems) + f"; profile {profile.name} says dims={profile.dense.dims}"
+        if problems
+        else f"vectors and index are {profile.dense.dims}-d",
+        metadata={
+            "expected_dims": profile.dense.dims,
+            "vector_dims": int(dense.vectors.shape[1]) if dense.vectors.ndim == 2 else -1,
+            "index_dims": int(faiss_artifact.index.d),
+            "error_type": "DimensionMismatchError" if problems else "none",
+        },
+    )
+
+
+def check_self_recall(ctx: StageContext) -> CheckOutcome:
+    """Recall@10 against exact search on sampled stored vectors ≥ the profile's floor."""
+    profile, dense, faiss_artifact = _load_pair(ctx)
+    floor = 1.0 if isinstance(profile.index, FlatIndexSpec) else profile.index.self_recall_floor
+    recall = self_recall_at_k(faiss_artifact.index, dense.vectors, k=10)
+    return CheckOutcome(
+        passed=recall >= floor - 1e-9,
+        description=f"self-recall@10 {recall:.4f} (floor {floor:.2f}, {faiss_artifact.info['type']})",
+        metadata={
+            "self_recall_at_10": round(recall, 4),
+            "floor": floor,
+            "index_type": faiss_artifact.info["type"],
+        },
+    )
