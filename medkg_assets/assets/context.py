@@ -143,7 +143,7 @@ def run_stage(
 
     A run holds one partition unless the BackfillPolicy groups several into one run; then Dagster
     records one materialisation per partition from a single result, so each partition's own
-    figures travel under `per_partition` (which `partition_metadata` reads back).
+    figures travel under `per_partition` (a JSON table in the UI) beside a Markdown summary.
     """
     keys = [str(key) for key in context.partition_keys]
     guard_access(context, settings, telemetry, keys, scope)

@@ -25,6 +25,8 @@ class DenseModelSpec(_Strict):
     # Tokenizer that counts a chunk's tokens for the budget; None = the model's own.
     tokenizer: str | None = None
     batch_size: int = Field(gt=0, default=32)
+    # vllm backend: requests in flight per batch, each carrying about batch_size / concurrency texts.
+    concurrency: int = Field(gt=0, default=1)
     normalize: bool = True
 
 
@@ -34,6 +36,9 @@ class SparseModelSpec(_Strict):
     max_weight: float = Field(gt=0, default=10.0)
     # Anserini truncates impact weights to integers: weights are stored as round(w * scale).
     quantization_scale: int = Field(gt=0, default=100)
+    # Padded tokens per forward pass (texts × longest): bounds the batch × sequence × vocabulary
+    # logits (8192 tokens × 30,522 terms × 4 bytes ≈ 1 GiB) whatever the text lengths.
+    max_batch_tokens: int = Field(gt=0, default=8192)
 
 
 class RerankerSpec(_Strict):
@@ -94,8 +99,10 @@ class EmbeddingProfile(_Strict):
     def fingerprint(self) -> str:
         """Hash of every field that changes vectors (backend included: servers differ in float detail)."""
         vector_fields = {
-            "dense": self.dense.model_dump(exclude={"batch_size", "served_model_name", "tokenizer"}),
-            "sparse": self.sparse.model_dump(exclude={"quantization_scale"}),
+            "dense": self.dense.model_dump(
+                exclude={"batch_size", "concurrency", "served_model_name", "tokenizer"}
+            ),
+            "sparse": self.sparse.model_dump(exclude={"quantization_scale", "max_batch_tokens"}),
         }
         canonical = json.dumps(vector_fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

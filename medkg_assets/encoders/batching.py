@@ -64,3 +64,24 @@ def encode_in_batches(
         if on_batch is not None:
             on_batch(len(batch))
     return outputs, report
+
+
+def token_bounded_slices(lengths: Sequence[int], max_batch_tokens: int) -> list[slice]:
+    """Contiguous slices whose padded size (texts × longest text, in tokens) stays ≤ `max_batch_tokens`.
+
+    What a transformer forward pass allocates grows with the padded batch (SPLADE's logits are
+    batch × sequence × vocabulary), so bounding it by tokens, not by count, gives every batch the
+    same memory ceiling whatever the text lengths; a single text longer than the budget still
+    goes alone.
+    """
+    slices: list[slice] = []
+    start, longest = 0, 0
+    for position, length in enumerate(lengths):
+        longest_with = max(longest, length)
+        if position > start and longest_with * (position - start + 1) > max_batch_tokens:
+            slices.append(slice(start, position))
+            start, longest_with = position, length
+        longest = longest_with
+    if start < len(lengths):
+        slices.append(slice(start, len(lengths)))
+    return slices

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
-import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import requests
+import requests.adapters
 from numpy.typing import NDArray
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from medkg_assets.config.profiles import EmbeddingProfile
 from medkg_assets.encoders.devices import select_device
@@ -73,8 +76,34 @@ def _normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return normalised
 
 
+class _TransientVllmError(RuntimeError):
+    """A failure worth retrying: the server unreachable, overloaded (429) or erroring (5xx)."""
+
+
+def _split(texts: Sequence[str], parts: int) -> list[Sequence[str]]:
+    """`texts` in at most `parts` contiguous slices whose sizes differ by at most one."""
+    parts = max(1, min(parts, len(texts)))
+    size, extra = divmod(len(texts), parts)
+    slices, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        slices.append(texts[start:end])
+        start = end
+    return slices
+
+
+def _decode_base64(rows: list[dict[str, Any]]) -> NDArray[np.float32]:
+    """`encoding_format: base64` rows: each embedding is little-endian float32 bytes."""
+    return np.stack([np.frombuffer(base64.b64decode(row["embedding"]), dtype="<f4") for row in rows]).astype(
+        np.float32
+    )
+
+
 class VllmHttpEncoder:
-    """vLLM's OpenAI-compatible `/v1/embeddings`, with a health probe, timeouts and retries."""
+    """vLLM's OpenAI-compatible `/v1/embeddings`: a health probe first, then each batch split over
+    `concurrency` requests in flight at once (a vLLM Deployment's replicas, or one server's
+    continuous batching, see them together), vectors as base64 float32, transient failures
+    (unreachable, 429, 5xx) retried with exponential back-off by tenacity; input order is kept."""
 
     provider = "vllm"
     device = "remote"
@@ -87,13 +116,19 @@ class VllmHttpEncoder:
         timeout_s: float = 60.0,
         retries: int = 3,
         backoff_s: float = 1.0,
+        concurrency: int = 1,
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.model = served_model_name
         self.normalize = normalize
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.concurrency = max(1, concurrency)
         self.session = session or requests.Session()
+        # One pooled connection per request in flight (requests' default pool keeps 10).
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(10, self.concurrency))
+        self.session.mount(self.base_url, adapter)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="vllm-request")
 
     def check_health(self) -> None:
         """`GET /health` must answer 200 before any work is sent."""
@@ -110,32 +145,47 @@ class VllmHttpEncoder:
             )
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        payload = {"model": self.model, "input": list(texts), "encoding_format": "float"}
-        last_error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                response = self.session.post(
-                    f"{self.base_url}/v1/embeddings", json=payload, timeout=self.timeout_s
-                )
-            except requests.RequestException as error:
-                last_error = error
-                continue
-            if response.status_code >= 500 or response.status_code == 429:
-                last_error = EncoderUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
-                continue
-            if response.status_code != 200:
-                raise EncoderUnavailableError(
-                    f"vLLM refused the request for model {self.model!r} "
-                    f"(HTTP {response.status_code}): {response.text[:300]}"
-                )
-            rows = sorted(response.json()["data"], key=lambda row: row["index"])
-            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
-            return _normalise(vectors) if self.normalize else vectors
-        raise EncoderUnavailableError(
-            f"vLLM server at {self.base_url} failed {self.retries + 1} attempts: {last_error}"
+        """Vectors for `texts` in their order; the slices go out concurrently."""
+        parts = list(self._pool.map(self._request_with_retries, _split(texts, self.concurrency)))
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return _normalise(vectors) if self.normalize else vectors
+
+    def _request_with_retries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=30),
+            retry=retry_if_exception_type(_TransientVllmError),
+            reraise=False,
         )
+        try:
+            return retrying(self._request, texts)
+        except RetryError as error:
+            raise EncoderUnavailableError(
+                f"vLLM server at {self.base_url} failed {self.retries + 1} attempts: "
+                f"{error.last_attempt.exception()}"
+            ) from error
+
+    def _request(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        payload = {"model": self.model, "input": list(texts), "encoding_format": "base64"}
+        try:
+            response = self.session.post(
+                f"{self.base_url}/v1/embeddings", json=payload, timeout=self.timeout_s
+            )
+        except requests.RequestException as error:
+            raise _TransientVllmError(f"{type(error).__name__}: {error}") from error
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _TransientVllmError(f"HTTP {response.status_code}: {response.text[:200]}")
+        if response.status_code != 200:
+            raise EncoderUnavailableError(
+                f"vLLM refused the request for model {self.model!r} "
+                f"(HTTP {response.status_code}): {response.text[:300]}"
+            )
+        rows = sorted(response.json()["data"], key=lambda row: row["index"])
+        if len(rows) != len(texts):
+            raise EncoderUnavailableError(
+                f"vLLM answered {len(rows)} embeddings for {len(texts)} inputs (model {self.model!r})"
+            )
+        return _decode_base64(rows)
 
     def release_memory(self) -> None:
         """Nothing to release: the server owns the GPU memory."""
@@ -197,7 +247,12 @@ def open_dense_encoder(
         # The server owns the GPU; this process only needs to reach it.
         assert spec.served_model_name is not None  # EmbeddingProfile requires it for the vllm backend
         encoder = VllmHttpEncoder(
-            vllm_url, spec.served_model_name, spec.normalize, timeout_s=vllm_timeout_s, retries=vllm_retries
+            vllm_url,
+            spec.served_model_name,
+            spec.normalize,
+            timeout_s=vllm_timeout_s,
+            retries=vllm_retries,
+            concurrency=spec.concurrency,
         )
         encoder.check_health()
         return encoder

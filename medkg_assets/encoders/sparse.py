@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medkg_assets.config.profiles import SparseModelSpec
+from medkg_assets.encoders.batching import token_bounded_slices
 from medkg_assets.encoders.errors import ModelLoadError
 from medkg_assets.model_reference import ModelNotFoundError, resolve_model
 
@@ -60,11 +61,23 @@ class SpladeEncoder:
         batch = [decoded] if _is_single_text(decoded) else decoded
         return [prune_terms(pairs, self.spec.top_k_terms, self.spec.max_weight) for pairs in batch]
 
-    def encode_documents(self, texts: Sequence[str]) -> list[TermWeights]:
-        embeddings = self.model.encode_document(
-            list(texts), batch_size=len(texts), convert_to_sparse_tensor=True, show_progress_bar=False
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model sees it (special tokens in, truncated at its max length)."""
+        encoded = self.model.tokenizer(
+            list(texts), truncation=True, max_length=self.model.max_seq_length, add_special_tokens=True
         )
-        return self._decode(embeddings)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def encode_documents(self, texts: Sequence[str]) -> list[TermWeights]:
+        """Term weights per text; forward passes hold at most `spec.max_batch_tokens` padded tokens."""
+        weights: list[TermWeights] = []
+        for part in token_bounded_slices(self.token_lengths(texts), self.spec.max_batch_tokens):
+            batch = list(texts[part])
+            embeddings = self.model.encode_document(
+                batch, batch_size=len(batch), convert_to_sparse_tensor=True, show_progress_bar=False
+            )
+            weights += self._decode(embeddings)
+        return weights
 
     def encode_queries(self, texts: Sequence[str]) -> list[TermWeights]:
         embeddings = self.model.encode_query(

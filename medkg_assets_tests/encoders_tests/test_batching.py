@@ -57,3 +57,14 @@ def test_real_encoder_under_injected_oom_gives_the_same_vectors():
     vectors, report = encode_in_batches(texts, encode_batch, 8, release_memory=lambda: released.append(1))
     assert np.allclose(np.asarray(vectors), direct, atol=1e-5)
     assert report.oom_retries == 2 and len(released) == 2 and report.distinct_sizes == [2]
+
+
+def test_token_bounded_slices_keep_every_padded_batch_under_the_budget():
+    from medkg_assets.encoders.batching import token_bounded_slices
+
+    lengths = [256, 250, 200, 120, 60, 60, 30, 8, 8, 8]  # longest first, as the stages send them
+    slices = token_bounded_slices(lengths, 512)
+    assert [lengths[s] for s in slices] == [[256, 250], [200, 120], [60, 60, 30, 8, 8, 8]]
+    assert all(max(lengths[s]) * len(lengths[s]) <= 512 for s in slices)
+    assert token_bounded_slices([900, 10], 512) == [slice(0, 1), slice(1, 2)]  # an over-long text alone
+    assert token_bounded_slices([], 512) == []

@@ -22,3 +22,22 @@ def test_packaged_splade_expands_documents_and_queries():
     [query] = encoder.encode_queries(["what causes wheezing"])
     assert "asthma" in doc and len(doc) <= 400 and max(doc.values()) <= 10.0
     assert set(query) & set(doc)
+
+
+@pytest.mark.slow
+def test_a_token_budget_splits_forward_passes_without_changing_the_weights():
+    spec = current_settings().profiles.get("minilm_cpu").sparse
+    texts = [
+        "Glaucoma is a group of eye diseases that damage the optic nerve. " * 6,
+        "Asthma narrows the airways and causes wheezing, chest tightness and coughing.",
+        "Anemia means too few red blood cells.",
+        "Gout is arthritis.",
+    ]
+    whole = SpladeEncoder(spec, "cpu").encode_documents(texts)
+    bounded = SpladeEncoder(spec.model_copy(update={"max_batch_tokens": 40}), "cpu")
+    lengths = bounded.token_lengths(texts)
+    assert lengths[0] > 40 and len(lengths) == 4  # the long text goes alone, the others in small passes
+    split = bounded.encode_documents(texts)
+    assert [set(weights) for weights in split] == [set(weights) for weights in whole]
+    for mine, theirs in zip(split, whole, strict=True):
+        assert all(abs(mine[term] - theirs[term]) < 1e-3 for term in theirs)

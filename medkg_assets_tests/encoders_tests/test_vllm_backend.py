@@ -11,6 +11,7 @@ from medkg_assets.model_reference import package_model_dir
 from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets_tests import pipeline
 from medkg_assets_tests.conftest import SAMPLE_CORPUS
+from medkg_assets_tests.encoders_tests.http_proxy import vllm_proxy
 from medkg_assets_tests.encoders_tests.vllm_server import SERVED_NAME, start_vllm_server
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,36 @@ def test_batched_requests_keep_order(vllm_url, reference_vectors):
     vectors, report = encode_in_batches(TEXTS, encoder.encode, 5)
     assert report.sizes_used == [5, 5, 5, 5, 4]
     assert np.sum(np.asarray(vectors) * reference_vectors, axis=1).min() >= 0.999
+
+
+def test_concurrent_requests_are_in_flight_together_as_base64_and_keep_input_order(
+    vllm_url, reference_vectors
+):
+    with vllm_proxy(vllm_url, delay_s=0.5) as (proxy_url, proxy):
+        vectors = VllmHttpEncoder(proxy_url, SERVED_NAME, normalize=True, concurrency=4).encode(TEXTS)
+    assert proxy.max_in_flight == 4 and len(proxy.posts) == 4
+    assert [len(post["input"]) for post in proxy.posts] == [6, 6, 6, 6]
+    assert sorted(text for post in proxy.posts for text in post["input"]) == sorted(TEXTS)
+    assert {post["encoding_format"] for post in proxy.posts} == {"base64"}
+    assert np.sum(vectors * reference_vectors, axis=1).min() >= 0.999  # row i is still text i
+    one_at_a_time = VllmHttpEncoder(vllm_url, SERVED_NAME, normalize=True, concurrency=1).encode(TEXTS)
+    np.testing.assert_allclose(vectors, one_at_a_time, atol=1e-5)
+
+
+def test_overload_and_server_errors_are_retried_with_back_off(vllm_url, reference_vectors):
+    with vllm_proxy(vllm_url, fail_with=[503, 429]) as (proxy_url, proxy):
+        encoder = VllmHttpEncoder(proxy_url, SERVED_NAME, normalize=True, retries=3, backoff_s=0.01)
+        vectors = encoder.encode(TEXTS[:4])
+    assert len(proxy.posts) == 3  # two injected failures, then the real answer
+    assert np.sum(vectors * reference_vectors[:4], axis=1).min() >= 0.999
+
+
+def test_retries_stop_after_the_configured_attempts(vllm_url):
+    with vllm_proxy(vllm_url, fail_with=[502, 502, 502]) as (proxy_url, proxy):
+        encoder = VllmHttpEncoder(proxy_url, SERVED_NAME, normalize=True, retries=2, backoff_s=0.01)
+        with pytest.raises(EncoderUnavailableError, match="failed 3 attempts: HTTP 502"):
+            encoder.encode(["x"])
+    assert len(proxy.posts) == 3
 
 
 def test_unknown_served_model_is_refused_without_retry(vllm_url):
