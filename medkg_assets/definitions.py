@@ -22,6 +22,7 @@ from medkg_assets.config.env_names import (
     EMBEDDER_DEVICE,
     EMBEDDER_RERANK_BATCH_CAP,
     EMBEDDER_VRAM_BUDGET_GB,
+    MEDKG_FAISS_MEMORY_BUDGET_GB,
     OPENSEARCH_CA_CERTS,
     OPENSEARCH_PASSWORD,
     OPENSEARCH_URL,
@@ -58,7 +59,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             vram_budget_gb=float(settings.environ.get(EMBEDDER_VRAM_BUDGET_GB) or 12),
             vllm_url=_env(settings, VLLM_URL),
         ),
-        "faiss_store": FaissIndexResource(),
+        "faiss_store": FaissIndexResource(
+            memory_budget_gb=float(budget)
+            if (budget := settings.environ.get(MEDKG_FAISS_MEMORY_BUDGET_GB))
+            else None
+        ),
         "telemetry": TelemetryResource(
             data_dir=str(settings.data_dir),
             pushgateway_url=_env(settings, PUSHGATEWAY_URL_ENV),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import faiss
@@ -9,19 +10,30 @@ import numpy as np
 from dagster import ConfigurableResource
 
 from medkg_assets.config.profiles import IndexSpec
-from medkg_assets.vectors.faiss_indexes import BuiltIndex, build_index, gpu_count
+from medkg_assets.vectors.faiss_indexes import BuiltIndex, build_index, check_memory_budget, gpu_count
 
 
 class FaissIndexResource(ConfigurableResource):
-    """`use_gpu`: `auto` (GPU when faiss-gpu and a device are present), `never`."""
+    """`use_gpu`: `auto` (GPU when faiss-gpu and a device are present), `never`.
+    `memory_budget_gb` (MEDKG_FAISS_MEMORY_BUDGET_GB): the most an index may take in memory;
+    unset, three quarters of this machine's RAM (what the node has, not a pod's limit: the Helm
+    values set the variable from the run pods' memory limit)."""
 
     use_gpu: str = "auto"
+    memory_budget_gb: float | None = None
 
     @property
     def gpus(self) -> int:
         return gpu_count() if self.use_gpu == "auto" else 0
 
+    def budget_bytes(self) -> int:
+        if self.memory_budget_gb is not None:
+            return int(self.memory_budget_gb * 2**30)
+        return int(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
     def build(self, vectors: np.ndarray, spec: IndexSpec) -> BuiltIndex:
+        """Build after the memory check: an index over the budget is refused before any work."""
+        check_memory_budget(spec, len(vectors), int(vectors.shape[1]), self.budget_bytes())
         return build_index(vectors, spec, use_gpu=self.gpus > 0)
 
     def write(self, index: faiss.Index, path: Path) -> None:

@@ -103,3 +103,43 @@ def self_recall_at_k(
     found = index.search(queries, k)[1]
     hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found, strict=True))
     return hits / (len(rows) * k)
+
+
+class IndexMemoryError(ValueError):
+    """The index the profile asks for would not fit the memory budget; nothing was built."""
+
+
+def estimate_index_bytes(spec: IndexSpec, n: int, dims: int) -> int:
+    """What the built index holds in memory (FAISS's own layouts, small constant overheads left out).
+
+    flat: the vectors (n·d·4). HNSW: the vectors plus 2·M level-0 links of 4 bytes per vector.
+    IVF-PQ: pq_m·nbits/8 code bytes and an 8-byte id per vector, nlist centroids, the PQ tables.
+    """
+    if isinstance(spec, FlatIndexSpec):
+        return n * dims * 4
+    if isinstance(spec, HnswIndexSpec):
+        return n * (dims * 4 + 2 * spec.m * 4)
+    codes = n * (spec.pq_m * spec.pq_nbits // 8 + 8)
+    return codes + spec.nlist * dims * 4 + (1 << spec.pq_nbits) * dims * 4
+
+
+def check_memory_budget(spec: IndexSpec, n: int, dims: int, budget_bytes: int) -> None:
+    """Refuse an index over the budget, naming the index type (and its size) that would fit."""
+    needed = estimate_index_bytes(spec, n, dims)
+    if needed <= budget_bytes:
+        return
+    gib = 2**30
+    alternative = IvfPqIndexSpec(type="ivf_pq")
+    if isinstance(spec, IvfPqIndexSpec):
+        alternative = spec.model_copy(update={"pq_m": max(1, spec.pq_m // 4)})
+    fits = estimate_index_bytes(alternative, n, dims)
+    advice = (
+        f"use index type ivf_pq with pq_m={alternative.pq_m} (≈ {fits / gib:.1f} GiB)"
+        if fits <= budget_bytes
+        else f"even ivf_pq with pq_m={alternative.pq_m} needs ≈ {fits / gib:.1f} GiB: raise the budget"
+    )
+    raise IndexMemoryError(
+        f"a {spec.type} index over {n:,} × {dims}-d vectors needs ≈ {needed / gib:.1f} GiB, over the FAISS "
+        f"memory budget of {budget_bytes / gib:.1f} GiB; {advice} in the profile's `index:`, or raise "
+        "MEDKG_FAISS_MEMORY_BUDGET_GB"
+    )

@@ -53,6 +53,11 @@ def test_dense_and_faiss_stages_run_without_dagster_and_keep_their_report(config
     report_path = ctx.layout.stage_report("tiny", "minilm_cpu", DENSE_STAGE)
     assert load_report(report_path, DenseReport, dense.version) == dense
     assert load_report(report_path, DenseReport, "another-version") is None  # describes another artefact
+    with pytest.raises(
+        StageError, match=r"namespace tiny, profile minilm_cpu: a flat index .* over the FAISS memory"
+    ):
+        build_faiss_index(ctx, FaissIndexResource(memory_budget_gb=1e-6))
+    assert ctx.layout.faiss("tiny", "minilm_cpu").current is None  # refused before anything was written
     index = build_faiss_index(ctx, FaissIndexResource())
     assert (index.type, index.ntotal, index.dims) == ("flat", dense.vectors, 384)
     assert check_dense_dimensions(ctx).passed
