@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, get_args, get_type_hints
 
@@ -117,9 +118,15 @@ def guard_access(
             ) from error
 
 
-def failure_of(error: StageError) -> Failure:
-    """The step failure for a stage error; the original error stays its cause (telemetry, alerts)."""
-    return Failure(description=error.description, metadata=dagster_metadata(error.metadata))
+@contextmanager
+def stage_errors_as_failures() -> Iterator[None]:
+    """Turn a `StageError` into the step's `Failure` with the same description and metadata; the
+    error under it stays the cause, which telemetry and alerts record as the error type."""
+    try:
+        yield
+    except StageError as error:
+        failure = Failure(description=error.description, metadata=dagster_metadata(error.metadata))
+        raise failure from (error.__cause__ or error)
 
 
 def materialize_result(settings: Settings, report: Report) -> MaterializeResult:
@@ -160,10 +167,8 @@ def run_stage(
             stage,
             provider,
         ) as batch:
-            try:
+            with stage_errors_as_failures():
                 report = run_one(stage_ctx)
-            except StageError as error:
-                raise failure_of(error) from (error.__cause__ or error)
             batch.update_from(report.figures(), provider)
         return materialize_result(settings, report)
 
@@ -215,10 +220,8 @@ def check_stage(
     """
 
     def check_one_key(key: str) -> AssetCheckResult:
-        try:
+        with stage_errors_as_failures():
             return check_result(check_one(stage_context(context, settings, key)))
-        except StageError as error:
-            raise failure_of(error) from (error.__cause__ or error)
 
     keys = [str(key) for key in context.partition_keys]
     if len(keys) == 1:

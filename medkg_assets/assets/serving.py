@@ -15,11 +15,11 @@ from dagster import (
 )
 
 from medkg_assets.assets.context import (
-    failure_of,
     guard_access,
     per_namespace,
     run_stage,
     stage_context,
+    stage_errors_as_failures,
 )
 from medkg_assets.orchestration.check_status import failing_checks
 from medkg_assets.orchestration.metadata import dagster_metadata
@@ -28,7 +28,6 @@ from medkg_assets.resources.opensearch import OpenSearchResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
 from medkg_assets.stages.context import StageContext
-from medkg_assets.stages.reports import StageError
 from medkg_assets.stages.serving import ServingReport, promote_profile, roll_back_profile
 from medkg_assets.tenancy import PUBLISH_SCOPE
 from medkg_assets.topology import SERVING_GROUP
@@ -81,10 +80,8 @@ def rollback_job_for(settings: Settings) -> JobDefinition:
     ) -> None:
         namespace = settings.namespace(config.namespace).name
         guard_access(context, settings, telemetry, [namespace], PUBLISH_SCOPE)
-        try:
+        with stage_errors_as_failures():
             report = roll_back_profile(stage_context(context, settings, namespace), opensearch)
-        except StageError as error:
-            raise failure_of(error) from error
         context.log_event(
             AssetMaterialization(
                 asset_key="serving_alias",

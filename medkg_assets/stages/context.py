@@ -77,10 +77,6 @@ class StageContext:
     def namespace_name(self) -> str:
         return self.namespace.name
 
-    @property
-    def profile_name(self) -> str:
-        return self.require_profile().name
-
     def require_profile(self) -> EmbeddingProfile:
         """The profile of a per-profile stage (a per-namespace context has none)."""
         if self.profile is None:

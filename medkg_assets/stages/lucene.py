@@ -100,22 +100,22 @@ def build_lucene_indexes(ctx: StageContext, lucene: LuceneIndexes) -> LuceneRepo
     scale = profile.sparse.quantization_scale
     inputs = inputs_digest(sparse, records, scale)
     store = ctx.layout.lucene(ctx.namespace_name, profile.name)
-    if store.current is not None and lucene_info(store.current).get("inputs_digest") == inputs:
-        info = lucene_info(store.current)
+    kept = lucene_info(store.current) if store.current is not None else None
+    if kept is not None and kept.get("inputs_digest") == inputs:
         ctx.log.info(f"{ctx.where}: inputs unchanged since the last build; indexes kept")
         return LuceneReport(
-            impact_enabled=info["impact_enabled"],
-            impact_documents=info.get("impact_documents", 0),
-            bm25_documents=info["bm25_documents"],
+            impact_enabled=kept["impact_enabled"],
+            impact_documents=kept.get("impact_documents", 0),
+            bm25_documents=kept["bm25_documents"],
             quantization_scale=scale,
             rebuilt=False,
-            warnings=info.get("warnings", []),
+            warnings=kept.get("warnings", []),
             build_seconds={},
             path=str(store.current),
         )
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    info = {
+    info: dict[str, Any] = {
         "quantization_scale": scale,
         "fingerprint": profile.fingerprint,
         "inputs_digest": inputs,

@@ -112,7 +112,8 @@ def promote_profile(
 ) -> ServingReport:
     """Make `target` live when its set is whole, its release checks passed and its Recall@10 holds."""
     namespace = ctx.namespace_name
-    target = ctx.settings.profiles.get(target).name
+    target_profile = ctx.settings.profiles.get(target)
+    target = target_profile.name
     path = ctx.layout.serving_state(namespace)
     state = ServingState.load(path, namespace)
     if state.live is not None and state.live.profile == target:
@@ -134,7 +135,7 @@ def promote_profile(
         recall_at_10=recall,
         run_id=ctx.run_id,
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        index=index_name(namespace, ctx.settings.profiles.get(target)),
+        index=index_name(namespace, target_profile),
         versions=versions,
     )
     readers = point_readers(opensearch, namespace, record)
