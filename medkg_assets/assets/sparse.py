@@ -1,36 +1,52 @@
 """Sparse assets (per namespace × profile): `sparse_vectors` → `sparse_index` (Lucene) and
 `opensearch_mapping`, with their checks."""
 
+from typing import Any
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetExecutionContext,
     AssetsDefinition,
-    Config,
+    ConfigMapping,
+    Field,
     MaterializeResult,
+    Noneable,
     asset,
     asset_check,
 )
 
 from medkg_assets.assets.context import check_stage, code_version, per_namespace, run_stage
+from medkg_assets.assets.sharded import ShardedStage, sharded_asset
 from medkg_assets.orchestration.partitions import Partitions
 from medkg_assets.resources.lucene import LuceneResource
 from medkg_assets.resources.opensearch import OpenSearchResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
+from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.lucene import build_lucene_indexes, check_document_counts
 from medkg_assets.stages.opensearch import check_mapping, write_opensearch_mapping
-from medkg_assets.stages.sparse import check_sparse_limits, encode_sparse
+from medkg_assets.stages.reports import Report
+from medkg_assets.stages.sharded import ShardPlan
+from medkg_assets.stages.sparse import (
+    SparseReport,
+    check_sparse_limits,
+    encode_sparse_shard,
+    plan_sparse,
+    publish_sparse,
+    write_sparse_disabled,
+)
 from medkg_assets.tenancy import EMBED_SCOPE, PUBLISH_SCOPE
-from medkg_assets.topology import GPU_POOL, GPU_STAGE_TAG, SPARSE_GROUP
+from medkg_assets.topology import SPARSE_GROUP
 
-
-class SparseToggle(Config):
-    """Run-config switch; unset follows EMBEDDER_ENABLE_SPARSE (default on)."""
-
-    enable_sparse: bool | None = None
+# Run-config switch `ops: {sparse_vectors: {config: {enable_sparse: false}}}`; unset follows
+# EMBEDDER_ENABLE_SPARSE (default on). Mapped onto the plan step, which writes the disabled marker.
+SPARSE_TOGGLE = ConfigMapping(
+    config_schema={"enable_sparse": Field(Noneable(bool), default_value=None, is_required=False)},
+    config_fn=lambda config: {"sparse_vectors_plan": {"config": config}},
+)
 
 
 def sparse_assets(
@@ -38,33 +54,34 @@ def sparse_assets(
 ) -> list[AssetsDefinition | AssetChecksDefinition]:
     multi = partitions.namespace_profile
 
-    @asset(
-        partitions_def=multi,
-        backfill_policy=partitions.backfill_policy,
-        deps=[per_namespace("chunks")],
+    def plan(
+        ctx: StageContext, encoders: SparseEncoderResource, config: dict[str, Any]
+    ) -> ShardPlan | Report:
+        toggle = config.get("enable_sparse")
+        enabled = settings.enable_sparse if toggle is None else toggle
+        return plan_sparse(ctx, encoders) if enabled else write_sparse_disabled(ctx)
+
+    sparse_vectors = sharded_asset(
+        settings,
+        partitions,
+        ShardedStage(
+            asset="sparse_vectors",
+            stage="sparse",
+            provider="splade",
+            resource="sparse_encoder",
+            gpu_tag="sparse",
+            report_type=SparseReport,
+            plan=plan,
+            encode=encode_sparse_shard,
+            publish=publish_sparse,
+        ),
         group_name=SPARSE_GROUP,
-        pool=GPU_POOL,
-        op_tags={GPU_STAGE_TAG: "sparse"},
-        kinds={"pytorch", "jsonl"},
-        code_version=code_version(settings, "sparse-1"),
-        description="SPLADE term → weight maps per chunk (top-k terms, "
-        "clipped weights), cached by content hash.",
+        kinds={"pytorch", "parquet"},
+        code_version=code_version(settings, "sparse-2"),
+        description="SPLADE term → weight maps per chunk (top-k terms, clipped weights), one step per "
+        "chunk shard, cached by content hash.",
+        config=SPARSE_TOGGLE,
     )
-    def sparse_vectors(
-        context: AssetExecutionContext,
-        telemetry: TelemetryResource,
-        config: SparseToggle,
-        sparse_encoder: SparseEncoderResource,
-    ) -> MaterializeResult:
-        enabled = settings.enable_sparse if config.enable_sparse is None else config.enable_sparse
-        return run_stage(
-            context,
-            settings,
-            telemetry,
-            "sparse",
-            "splade",
-            lambda ctx: encode_sparse(ctx, sparse_encoder, enabled),
-        )
 
     @asset_check(
         asset=sparse_vectors,

@@ -8,8 +8,8 @@ from typing import Any
 from medkg_assets.config.profiles import EmbeddingProfile
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
-# The assets whose steps need the profile's GPU (their op names).
-GPU_STEPS = ("dense_embeddings", "sparse_vectors", "rerank_manifest")
+# The ops whose steps need the profile's GPU: one step per shard for the encoders (assets/sharded.py).
+GPU_STEPS = ("dense_embeddings_shard", "sparse_vectors_shard", "rerank_manifest")
 EXECUTORS = ("multiprocess", "k8s")
 
 

@@ -44,6 +44,12 @@ class ChunkingSpec(_Strict):
         return self
 
 
+class ShardingSpec(_Strict):
+    """How many chunks one shard (the unit of work of every per-chunk stage) may hold."""
+
+    max_chunks_per_shard: int = Field(gt=0, default=50_000)
+
+
 class EvalSetSpec(_Strict):
     queries: str
     qrels: str
@@ -60,6 +66,7 @@ class NamespaceConfig(_Strict):
     tokenizer: str
     max_tokens: int = Field(gt=0)
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    sharding: ShardingSpec = Field(default_factory=ShardingSpec)
     on_bad_record: Literal["fail", "skip"] = "fail"
     # A chunk above max_tokens under a profile's tokenizer is re-split into fitting pieces or dropped.
     over_budget: Literal["resplit", "reject"] = "resplit"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
@@ -10,7 +11,12 @@ import numpy as np
 from dagster import ConfigurableResource
 
 from medkg_assets.config.profiles import IndexSpec
-from medkg_assets.vectors.faiss_indexes import BuiltIndex, build_index, check_memory_budget, gpu_count
+from medkg_assets.vectors.faiss_indexes import (
+    BuiltIndex,
+    build_index_from_blocks,
+    check_memory_budget,
+    gpu_count,
+)
 
 
 class FaissIndexResource(ConfigurableResource):
@@ -31,10 +37,13 @@ class FaissIndexResource(ConfigurableResource):
             return int(self.memory_budget_gb * 2**30)
         return int(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
-    def build(self, vectors: np.ndarray, spec: IndexSpec) -> BuiltIndex:
-        """Build after the memory check: an index over the budget is refused before any work."""
-        check_memory_budget(spec, len(vectors), int(vectors.shape[1]), self.budget_bytes())
-        return build_index(vectors, spec, use_gpu=self.gpus > 0)
+    def build(
+        self, blocks: Callable[[], Iterator[np.ndarray]], n: int, dims: int, spec: IndexSpec
+    ) -> BuiltIndex:
+        """Build from blocks of rows (shards) after the memory check: an index over the budget is
+        refused before any work."""
+        check_memory_budget(spec, n, dims, self.budget_bytes())
+        return build_index_from_blocks(blocks, n, dims, spec, use_gpu=self.gpus > 0)
 
     def write(self, index: faiss.Index, path: Path) -> None:
         faiss.write_index(index, str(path))

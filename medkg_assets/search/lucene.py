@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,10 +58,11 @@ class CollectionStats:
 
 
 def write_impact_collection(
-    path: Path, vectors: list[tuple[str, dict[str, float]]], scale: int
+    path: Path, vectors: list[tuple[str, dict[str, float]]], scale: int, stats: CollectionStats | None = None
 ) -> CollectionStats:
-    """JsonVectorCollection file: one `{"id", "contents", "vector"}` per chunk, integer impacts."""
-    stats = CollectionStats()
+    """JsonVectorCollection file: one `{"id", "contents", "vector"}` per chunk, integer impacts
+    (one file per shard; `stats` adds up over the files)."""
+    stats = stats or CollectionStats()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for chunk_id, weights in vectors:
@@ -128,6 +130,15 @@ def build_index(
         )
 
 
+# Hits fetched past k so that equal scores are ordered by chunk id, not by Lucene's document
+# numbers, which depend on which indexing thread took which shard file.
+TIE_MARGIN = 10
+
+
+def _stable(hits: Iterable[tuple[str, float]], k: int) -> list[tuple[str, float]]:
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))[:k]
+
+
 class _GivenWeights:
     """A Pyserini query encoder that hands over already quantised term weights."""
 
@@ -168,13 +179,17 @@ class LuceneSearch:
                 "(Lucene's clause limit)"
             )
             weights = dict(kept)
-        return [(hit.docid, float(hit.score)) for hit in self._impact.search(weights, k=k)]
+        return _stable(
+            ((hit.docid, float(hit.score)) for hit in self._impact.search(weights, k=k + TIE_MARGIN)), k
+        )
 
     def bm25(self, text: str, k: int = 10) -> list[tuple[str, float]]:
         if self._bm25 is None:
             raise LuceneIndexError("no BM25 index was opened")
         text = self._fit_clause_limit(text)
-        return [(hit.docid, float(hit.score)) for hit in self._bm25.search(text, k=k)]
+        return _stable(
+            ((hit.docid, float(hit.score)) for hit in self._bm25.search(text, k=k + TIE_MARGIN)), k
+        )
 
     def _fit_clause_limit(self, text: str) -> str:
         """The longest prefix of `text` (whole words) whose analysed terms fit Lucene's clause limit.

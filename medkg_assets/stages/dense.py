@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from medkg_assets.encoders.dense import DenseEncoder
 from medkg_assets.encoders.errors import EncoderError
 from medkg_assets.stages.context import ProfileModels, StageContext
-from medkg_assets.stages.ingest import current_chunk_version, profile_chunks
 from medkg_assets.stages.reports import (
     CheckOutcome,
     JsonValue,
@@ -23,10 +22,22 @@ from medkg_assets.stages.reports import (
     path_value,
     save_report,
 )
-from medkg_assets.vectors.dense_artifact import DenseArtifact
+from medkg_assets.stages.sharded import (
+    ShardOutcome,
+    ShardPlan,
+    ShardTask,
+    plan_shards,
+    publish_shards,
+    run_shard,
+    summed,
+)
+from medkg_assets.storage.shards import ShardError
+from medkg_assets.text.chunking import Chunk
+from medkg_assets.vectors.dense_artifact import DenseArtifact, DenseShard, dense_table
 from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
-from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
+from medkg_assets.vectors.incremental import CachedRows, IncrementalResult, encode_incrementally
 from medkg_assets.vectors.parity import evaluate_parity
+from medkg_assets.vectors.shard_outputs import ShardOutputs
 from medkg_assets.vectors.validation import validate_vectors
 
 STAGE = "dense_embeddings"
@@ -59,6 +70,10 @@ class DenseReport(Report):
     chunks_resplit: int
     chunks_rejected: int
     path: str
+    shards: int = 0
+    shards_encoded: int = 0  # shards this run encoded
+    # shards whose output was on disk: unchanged since the last build, or finished before a crash
+    shards_kept: int = 0
 
     @property
     def data_version(self) -> str | None:
@@ -93,6 +108,9 @@ class DenseReport(Report):
             "chunks_over_budget": self.chunks_over_budget,
             "chunks_resplit": self.chunks_resplit,
             "chunks_rejected": self.chunks_rejected,
+            "shards": self.shards,
+            "shards_encoded": self.shards_encoded,
+            "shards_kept": self.shards_kept,
             "summary": markdown_table(
                 ["vectors", "encoded", "cache hits", "hit ratio", "seconds", "device", "batch sizes"],
                 [
@@ -111,91 +129,141 @@ class DenseReport(Report):
         }
 
 
-def embed_dense(ctx: StageContext, encoders: DenseEncoders) -> DenseReport:
-    """Encode the current chunk version with the profile's dense model, reusing cached rows."""
+def dense_outputs(ctx: StageContext) -> ShardOutputs:
+    return ShardOutputs(ctx.layout.dense(ctx.namespace_name, ctx.require_profile().name))
+
+
+def plan_dense(ctx: StageContext, encoders: DenseEncoders) -> ShardPlan:
+    """The shards to encode; fails first (GpuNotAvailableError) on a GPU profile without a GPU."""
     profile = ctx.require_profile()
-    where = ctx.where
-    try:  # device first: a GPU profile on a CPU host fails with its own error type, before any work
+    try:
         encoders.check_device(profile)
-        chunk_version = current_chunk_version(ctx.layout, ctx.namespace_name)
-        budget = profile_chunks(ctx, chunk_version)
     except EncoderError as error:
-        raise StageError.wrap(where, error) from error
-    records = budget.chunks
-    store = ctx.layout.dense(ctx.namespace_name, profile.name)
-    previous = DenseArtifact.load(store.current) if store.current is not None else None
-    started = time.perf_counter()
+        raise StageError.wrap(ctx.where, error) from error
+    return plan_shards(ctx, dense_outputs(ctx), f"{profile.fingerprint}:{ENCODING_VERSION}", STAGE)
+
+
+def embed_dense_shard(ctx: StageContext, encoders: DenseEncoders, task: ShardTask) -> ShardOutcome:
+    """Encode one shard (unchanged rows from the previous version's shard of the same name)."""
+    profile = ctx.require_profile()
+    outputs = dense_outputs(ctx)
     dims = profile.dense.dims
     cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
+    where = f"{ctx.where} {task.name}"
 
     def validate(rows: Sequence[Any], chunk_ids: list[str]) -> None:
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
         validate_vectors(matrix, dims, profile.dense.normalize, chunk_ids, where)
 
+    def encode(task: ShardTask, chunks: list[Chunk]) -> tuple[pa.Table, IncrementalResult]:
+        previous = _previous_shard(outputs, task.name)
+        try:
+            result = encode_incrementally(
+                chunks,
+                cache_key,
+                CachedRows(previous[0], previous[1].content_hashes, previous[1].vectors)
+                if previous
+                else None,
+                lambda: encoders.open(profile, ctx.settings.models_dir),
+                lambda encoder: encoder.encode,
+                profile.dense.batch_size,
+                ctx.log.info,
+                f"dense {where}",
+                validate,
+            )
+        except EncoderError as error:
+            raise StageError.wrap(where, error) from error
+        vectors = np.asarray(result.items, dtype=np.float32).reshape(len(chunks), dims)
+        ids = [c.chunk_id for c in chunks]
+        table = dense_table(ids, [c.doc_id for c in chunks], [c.content_hash for c in chunks], vectors)
+        return table, result
+
+    return run_shard(ctx, outputs, task, encode, profile, STAGE)
+
+
+def _previous_shard(outputs: ShardOutputs, name: str) -> tuple[str, DenseShard] | None:
+    """The published version's shard of that name and its cache key: the row-level cache."""
+    current = outputs.store.current
+    if current is None:
+        return None
     try:
-        result = encode_incrementally(
-            records,
-            cache_key,
-            CachedRows(previous.cache_key, previous.content_hashes, previous.vectors) if previous else None,
-            lambda: encoders.open(profile, ctx.settings.models_dir),
-            lambda encoder: encoder.encode,
-            profile.dense.batch_size,
-            ctx.log.info,
-            f"dense {where}",
-            validate,
+        previous = DenseArtifact.load(current)
+        shard = previous.shard(name)
+    except (ShardError, OSError, ValueError, KeyError):
+        return None  # an unreadable or pre-sharding version: encode everything
+    return (previous.cache_key, shard) if shard is not None else None
+
+
+def publish_dense(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOutcome]) -> DenseReport:
+    """Publish the finished shards as one dense version and report on the whole stage."""
+    profile = ctx.require_profile()
+    outputs = dense_outputs(ctx)
+    try:
+        publish_shards(
+            outputs,
+            plan,
+            outcomes,
+            {
+                "namespace": ctx.namespace_name,
+                "tenant_id": ctx.namespace.tenant_id,
+                "profile": profile.name,
+                "fingerprint": profile.fingerprint,
+                "model": profile.dense.model,
+                "dims": profile.dense.dims,
+                "normalized": profile.dense.normalize,
+                "cache_key": plan.cache_key,
+            },
         )
-    except EncoderError as error:
-        raise StageError.wrap(where, error) from error
-    plan, generated = result.plan, result.encoded
-    vectors = np.asarray(result.items, dtype=np.float32).reshape(len(records), dims)
-    encode_s = time.perf_counter() - started
-    artifact = DenseArtifact(
-        vectors=vectors,
-        chunk_ids=[c.chunk_id for c in records],
-        doc_ids=[c.doc_id for c in records],
-        content_hashes=[c.content_hash for c in records],
-        namespace=ctx.namespace_name,
-        profile=profile.name,
-        fingerprint=profile.fingerprint,
-        model=profile.dense.model,
-        dims=profile.dense.dims,
-        normalized=profile.dense.normalize,
-        cache_key=cache_key,
-        chunk_version=chunk_version,
-    )
-    with store.build() as scratch:
-        artifact.write(scratch, ctx.namespace.tenant_id)
-    duration = time.perf_counter() - started
-    current = store.require_current(STAGE)
-    dense_hash = dense_artifact_hash(artifact.chunk_ids, artifact.vectors)
+    except ShardError as error:
+        raise StageError(f"{ctx.where}: {error}") from error
+    current = outputs.store.require_current(STAGE)
+    artifact = DenseArtifact.load(current)
+    totals = summed(outcomes)
+    encoded = [o for o in outcomes if not o.kept]
+    encode_s = sum(o.seconds for o in encoded)
+    fresh_rows = sum(o.rows for o in encoded)
+    hit_ratio = totals["cache_hits"] / fresh_rows if fresh_rows else 1.0
+    devices = [o for o in encoded if o.encoded]
     ctx.log.info(
-        f"{where}: {len(records)} vectors, {generated} encoded, {plan.hits} from cache "
-        f"({plan.hit_ratio:.1%}) in {duration:.1f}s"
+        f"{ctx.where}: {totals['rows']} vectors in {len(outcomes)} shard(s): {len(encoded)} encoded "
+        f"({totals['encoded']} texts, {totals['cache_hits']} rows from cache), {totals['kept']} kept"
     )
     report = DenseReport(
         version=current.name,
-        vectors=len(records),
+        vectors=totals["rows"],
         dims=profile.dense.dims,
-        embeddings_generated=generated,
-        cache_hits=plan.hits,
-        cache_misses=len(plan.misses),
-        cache_hit_ratio=round(plan.hit_ratio, 4),
-        duration_s=round(duration, 3),
-        embeddings_per_s=round(generated / encode_s, 1) if generated and encode_s > 0 else 0.0,
-        batch_sizes_used=list(result.batch_sizes),
-        device=result.device,
-        provider=result.provider,
+        embeddings_generated=totals["encoded"],
+        cache_hits=totals["cache_hits"],
+        cache_misses=fresh_rows - totals["cache_hits"],
+        cache_hit_ratio=round(hit_ratio, 4),
+        duration_s=round(encode_s, 3),
+        embeddings_per_s=round(totals["encoded"] / encode_s, 1)
+        if totals["encoded"] and encode_s > 0
+        else 0.0,
+        batch_sizes_used=sorted({b for o in encoded for b in o.batch_sizes}, reverse=True),
+        device=devices[0].device if devices else "none",
+        provider=devices[0].provider if devices else "cache",
         model=profile.dense.model,
         fingerprint=profile.fingerprint,
-        dense_hash=dense_hash,
-        chunk_version=chunk_version,
-        chunks_over_budget=budget.over_budget,
-        chunks_resplit=budget.resplit,
-        chunks_rejected=len(budget.rejected),
+        dense_hash=dense_artifact_hash(artifact.chunk_ids, artifact.vectors),
+        chunk_version=plan.chunk_version,
+        chunks_over_budget=totals["over_budget"],
+        chunks_resplit=totals["resplit"],
+        chunks_rejected=totals["rejected"],
+        shards=len(outcomes),
+        shards_encoded=len(encoded),
+        shards_kept=totals["kept"],
         path=str(current),
     )
     save_report(ctx.layout.stage_report(ctx.namespace_name, profile.name, STAGE), report)
     return report
+
+
+def embed_dense(ctx: StageContext, encoders: DenseEncoders) -> DenseReport:
+    """Every shard in this process, then publish (the CLI and benchmarks; Dagster fans out)."""
+    plan = plan_dense(ctx, encoders)
+    outcomes = [embed_dense_shard(ctx, encoders, task) for task in plan.tasks]
+    return publish_dense(ctx, plan, outcomes)
 
 
 def check_dense_parity(ctx: StageContext) -> CheckOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import faiss
@@ -11,6 +12,7 @@ import numpy as np
 from medkg_assets.config import EmbeddingProfile
 from medkg_assets.config.profiles import FlatIndexSpec, IndexSpec, IvfPqIndexSpec
 from medkg_assets.stages.context import StageContext
+from medkg_assets.stages.ingest import chunk_shards, shard_chunks
 from medkg_assets.stages.reports import (
     CheckOutcome,
     Metadata,
@@ -20,6 +22,7 @@ from medkg_assets.stages.reports import (
     path_value,
     save_report,
 )
+from medkg_assets.storage.shards import ShardError
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
 from medkg_assets.vectors.faiss_indexes import BuiltIndex, self_recall_at_k
@@ -30,7 +33,9 @@ STAGE = "faiss_index"
 class FaissBuilder(Protocol):
     """Builds an index for a spec (FaissIndexResource in Dagster: GPU when there is one)."""
 
-    def build(self, vectors: np.ndarray, spec: IndexSpec) -> BuiltIndex: ...
+    def build(
+        self, blocks: Callable[[], Iterator[np.ndarray]], n: int, dims: int, spec: IndexSpec
+    ) -> BuiltIndex: ...
 
 
 class FaissReport(Report):
@@ -75,9 +80,17 @@ def build_faiss_index(ctx: StageContext, builder: FaissBuilder) -> FaissReport:
         ctx.layout.dense(ctx.namespace_name, profile.name).require_current("dense_embeddings")
     )
     started = time.perf_counter()
+    chunk_ids: list[str] = []
+
+    def blocks() -> Iterator[np.ndarray]:  # one dense shard in memory at a time
+        chunk_ids.clear()
+        for shard in dense.shards():
+            chunk_ids.extend(shard.chunk_ids)
+            yield shard.vectors
+
     try:
-        built = builder.build(dense.vectors, profile.index)
-    except ValueError as error:
+        built = builder.build(blocks, dense.count, dense.dims, profile.index)
+    except (ValueError, ShardError) as error:  # over the memory budget, too small, a damaged shard
         raise StageError(f"{ctx.where}: {error}") from error
     build_s = time.perf_counter() - started
     info: dict[str, Any] = {
@@ -95,7 +108,7 @@ def build_faiss_index(ctx: StageContext, builder: FaissBuilder) -> FaissReport:
         info["nprobe"] = min(profile.index.nprobe, faiss.extract_index_ivf(built.index).nlist)
     store = ctx.layout.faiss(ctx.namespace_name, profile.name)
     with store.build() as scratch:
-        FaissArtifact(built.index, dense.chunk_ids, info).write(scratch)
+        FaissArtifact(built.index, chunk_ids, info).write(scratch)
     current = store.require_current(STAGE)
     for note in built.notes:
         ctx.log.warning(note)
@@ -161,5 +174,36 @@ def check_self_recall(ctx: StageContext) -> CheckOutcome:
             "self_recall_at_10": round(recall, 4),
             "floor": floor,
             "index_type": faiss_artifact.info["type"],
+        },
+    )
+
+
+def check_index_counts(ctx: StageContext) -> CheckOutcome:
+    """Per-shard dense rows equal the shard's chunks (as the profile encodes them) and add up to
+    the chunk count, which FAISS `ntotal` equals: no shard is silently short."""
+    profile, dense, faiss_artifact = _load_pair(ctx)
+    short = []
+    expected_total = 0
+    for entry in chunk_shards(ctx, dense.chunk_version).shards:
+        expected = len(shard_chunks(ctx, dense.chunk_version, entry, profile).chunks)
+        expected_total += expected
+        found = next((s.rows for s in dense.manifest.shards if s.name == entry.name), 0)
+        if found != expected:
+            short.append(f"{entry.name}: {found} vectors for {expected} chunks")
+    ntotal = int(faiss_artifact.index.ntotal)
+    problems = short + (
+        [f"FAISS ntotal {ntotal} ≠ {expected_total} chunks"] if ntotal != expected_total else []
+    )
+    return CheckOutcome(
+        passed=not problems,
+        description="; ".join(problems) + "; rebuild dense_embeddings and faiss_index"
+        if problems
+        else f"{len(dense.manifest.shards)} shards, {expected_total} chunks = dense rows = FAISS ntotal",
+        metadata={
+            "chunks": expected_total,
+            "dense_vectors": dense.count,
+            "faiss_ntotal": ntotal,
+            "shards": len(dense.manifest.shards),
+            "short_shards": len(short),
         },
     )

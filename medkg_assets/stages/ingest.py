@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,8 +14,10 @@ from medkg_assets.encoders.errors import ModelLoadError
 from medkg_assets.progress import Progress
 from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.reports import Metadata, Report, StageError, markdown_table, path_value
-from medkg_assets.storage.atomic import atomic_write_jsonl, read_jsonl
-from medkg_assets.storage.layout import CHUNKS_FILE, ArtifactLayout
+from medkg_assets.storage.atomic import atomic_write_jsonl, iter_jsonl
+from medkg_assets.storage.layout import ArtifactLayout
+from medkg_assets.storage.shards import MANIFEST_FILE, ShardEntry, ShardManifest
+from medkg_assets.text.chunk_shards import read_chunk_shard, write_chunk_shards
 from medkg_assets.text.chunking import Chunk, chunk_document, load_tokenizer
 from medkg_assets.text.documents import BadInputError, Document, read_documents
 from medkg_assets.text.token_budget import BudgetResult, apply_token_budget
@@ -105,12 +108,18 @@ class ChunksReport(Report):
     documents_per_s: float
     chunk_version: str
     path: str
+    shards: int = 0  # shard files written (shards no document hashed to have none)
+    shard_count: int = 0  # the namespace's shard plan (a power of two)
+    largest_shard: int = 0
 
     def to_metadata(self) -> Metadata:
         low, median, high = self.token_counts
         return {
             "chunks": self.chunks,
             "documents": self.documents,
+            "shards": self.shards,
+            "shard_count": self.shard_count,
+            "largest_shard": self.largest_shard,
             "chunks_per_document": round(self.chunks / self.documents, 2) if self.documents else 0.0,
             "tokens": markdown_table(
                 ["min", "median", "max", "window", "overlap", "tokenizer"],
@@ -124,34 +133,51 @@ class ChunksReport(Report):
 
 
 def build_chunks(ctx: StageContext) -> ChunksReport:
-    """Chunk every document into token windows and publish them as a new chunk version."""
+    """Chunk every document into token windows and publish them, as shards, as a new chunk version.
+
+    Documents stream from `documents.jsonl` into their shards' spool files, so memory holds one
+    document while chunking and one shard while writing Parquet, whatever the namespace's size.
+    """
     namespace = ctx.namespace
-    documents = [Document.from_record(r) for r in read_jsonl(ctx.layout.documents(namespace.name))]
+    documents_file = ctx.layout.documents(namespace.name)
+    total = sum(1 for line in documents_file.open(encoding="utf-8") if line.strip())
     tokens = load_tokenizer(namespace.tokenizer, ctx.settings.models_dir)
-    progress = Progress(f"chunking {namespace.name}", len(documents), ctx.log.info)
-    records = []
-    for document in documents:
-        records += [
-            c.to_record()
-            for c in chunk_document(
-                document,
+    store = ctx.layout.chunk_store(namespace.name)
+    previous = _previous_shard_count(store.current)
+    progress = Progress(f"chunking {namespace.name}", total, ctx.log.info)
+    token_counts: list[int] = []
+
+    def chunked() -> Iterator[list[Chunk]]:
+        for record in iter_jsonl(documents_file):
+            chunks = chunk_document(
+                Document.from_record(record),
                 tokens,
                 namespace.chunking.window_tokens,
                 namespace.chunking.overlap_tokens,
                 namespace.name,
                 namespace.tenant_id,
             )
-        ]
-        progress.advance(1)
-    progress.close()
-    store = ctx.layout.chunk_store(namespace.name)
+            token_counts.extend(c.token_count for c in chunks)
+            progress.advance(1)
+            yield chunks
+
     with store.build() as scratch:  # a new version; indexes built from older ones still read theirs
-        atomic_write_jsonl(scratch / CHUNKS_FILE, records)
+        manifest = write_chunk_shards(scratch, chunked(), previous, namespace.sharding.max_chunks_per_shard)
+    progress.close()
     version = store.require_current(f"chunks of namespace {namespace.name}").name
-    token_counts = [r["token_count"] for r in records] or [0]
+    if previous is not None and manifest.shard_count != previous:
+        ctx.log.warning(
+            f"{namespace.name}: re-sharded from {previous} to {manifest.shard_count} shards (a shard "
+            f"would exceed sharding.max_chunks_per_shard={namespace.sharding.max_chunks_per_shard}); "
+            "every per-profile stage re-encodes this once"
+        )
+    token_counts = token_counts or [0]
     return ChunksReport(
-        chunks=len(records),
-        documents=len(documents),
+        chunks=manifest.rows,
+        documents=total,
+        shards=len(manifest.shards),
+        shard_count=manifest.shard_count,
+        largest_shard=max((s.rows for s in manifest.shards), default=0),
         token_counts=(min(token_counts), statistics.median(token_counts), max(token_counts)),
         window_tokens=namespace.chunking.window_tokens,
         overlap_tokens=namespace.chunking.overlap_tokens,
@@ -163,16 +189,23 @@ def build_chunks(ctx: StageContext) -> ChunksReport:
     )
 
 
-@lru_cache(maxsize=8)
+def _previous_shard_count(current: Path | None) -> int | None:
+    """The shard count of the current chunk version: kept, so documents stay in their shards."""
+    if current is None or not (current / MANIFEST_FILE).exists():
+        return None
+    return ShardManifest.load(current).shard_count
+
+
+@lru_cache(maxsize=16)
 def _budgeted(
-    chunks_file: Path,
-    stamp: tuple[int, int],
+    version_dir: Path,
+    entry: ShardEntry,
     tokenizer: str,
     models_dir: Path,
     budget: int,
     policy: Literal["resplit", "reject"],
 ) -> BudgetResult:
-    records = [Chunk.from_record(r) for r in read_jsonl(chunks_file)]
+    records = read_chunk_shard(version_dir, entry)
     try:
         tokens = load_tokenizer(tokenizer, models_dir)
     except Exception as error:  # tokenizers/hub/missing files: one error type for operators
@@ -182,13 +215,23 @@ def _budgeted(
 
 def current_chunk_version(layout: ArtifactLayout, namespace: str) -> str:
     """The namespace's current chunk version (what a per-profile stage builds from)."""
-    return layout.chunks(namespace).parent.name
+    return layout.chunks(namespace).name
 
 
-def profile_chunks(
-    ctx: StageContext, chunk_version: str, profile: EmbeddingProfile | None = None
+def chunk_shards(ctx: StageContext, chunk_version: str) -> ShardManifest:
+    """The shards of one chunk version of the namespace."""
+    return ShardManifest.load(ctx.layout.chunks(ctx.namespace_name, chunk_version))
+
+
+def budget_key(ctx: StageContext, profile: EmbeddingProfile) -> str:
+    """What the token budget depends on, beyond the profile: part of every shard output's key."""
+    return f"{min(ctx.namespace.max_tokens, profile.dense.max_tokens)}:{ctx.namespace.over_budget}"
+
+
+def shard_chunks(
+    ctx: StageContext, chunk_version: str, entry: ShardEntry, profile: EmbeddingProfile | None = None
 ) -> BudgetResult:
-    """One chunk version of the namespace as a profile encodes them: each within the token budget.
+    """One chunk shard as a profile encodes it: each chunk within the token budget.
 
     The budget is the namespace's `max_tokens` (capped by the model's), counted with the profile's
     tokenizer; every per-profile stage reads chunks through here, so all see the same chunk ids.
@@ -196,13 +239,25 @@ def profile_chunks(
     their index records (storage/pinning.py).
     """
     profile = profile or ctx.require_profile()
-    chunks_file = ctx.layout.chunks(ctx.namespace_name, chunk_version)
-    stat = chunks_file.stat()
     return _budgeted(
-        chunks_file,
-        (stat.st_mtime_ns, stat.st_size),
+        ctx.layout.chunks(ctx.namespace_name, chunk_version),
+        entry,
         profile.dense.tokenizer or profile.dense.model,
         ctx.settings.models_dir,
         min(ctx.namespace.max_tokens, profile.dense.max_tokens),
         ctx.namespace.over_budget,
+    )
+
+
+def profile_chunks(
+    ctx: StageContext, chunk_version: str, profile: EmbeddingProfile | None = None
+) -> BudgetResult:
+    """Every shard of a chunk version as the profile encodes them, concatenated in shard order
+    (for readers that need the whole namespace's chunk list, such as the retriever's hit table)."""
+    parts = [shard_chunks(ctx, chunk_version, e, profile) for e in chunk_shards(ctx, chunk_version).shards]
+    return BudgetResult(
+        chunks=[c for part in parts for c in part.chunks],
+        over_budget=sum(p.over_budget for p in parts),
+        resplit=sum(p.resplit for p in parts),
+        rejected=[chunk_id for part in parts for chunk_id in part.rejected],
     )

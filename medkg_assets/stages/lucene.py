@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from medkg_assets.search.jvm import JavaRuntimeMissingError
 from medkg_assets.search.lucene import (
+    CollectionStats,
     LuceneIndexError,
     LuceneSearch,
     SparseInputError,
@@ -18,7 +19,7 @@ from medkg_assets.search.lucene import (
     write_text_collection,
 )
 from medkg_assets.stages.context import StageContext
-from medkg_assets.stages.ingest import profile_chunks
+from medkg_assets.stages.ingest import budget_key, chunk_shards, shard_chunks
 from medkg_assets.stages.reports import (
     CheckOutcome,
     JsonValue,
@@ -30,7 +31,7 @@ from medkg_assets.stages.reports import (
 )
 from medkg_assets.storage.atomic import canonical_json
 from medkg_assets.storage.pinning import pin_chunk_version
-from medkg_assets.text.chunking import Chunk
+from medkg_assets.storage.shards import ShardError, ShardManifest
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
 STAGE = "sparse_index"
@@ -78,27 +79,36 @@ def lucene_info(directory: Path) -> dict[str, Any]:
     return info
 
 
-def inputs_digest(sparse: SparseArtifact, records: list[Chunk], scale: int) -> str:
-    """What the Lucene indexes are built from: unchanged digest → nothing to rebuild."""
-    header = f"{LUCENE_BUILD_VERSION}:{scale}:{sparse.enabled}:{sparse.cache_key}:{sparse.chunk_version}"
+def inputs_digest(ctx: StageContext, sparse: SparseArtifact, chunks: ShardManifest, scale: int) -> str:
+    """What the Lucene indexes are built from (shard keys and digests, never the rows themselves):
+    unchanged digest → nothing to rebuild."""
+    profile = ctx.require_profile()
+    header = (
+        f"{LUCENE_BUILD_VERSION}:{scale}:{sparse.enabled}:{sparse.cache_key}:{sparse.chunk_version}:"
+        f"{budget_key(ctx, profile)}:{profile.dense.tokenizer or profile.dense.model}"
+    )
     digest = hashlib.sha256(header.encode())
-    for chunk_id, content_hash in zip(sparse.chunk_ids, sparse.content_hashes, strict=True):
-        digest.update(f"s:{chunk_id}:{content_hash}\n".encode())
-    for chunk in records:
-        digest.update(f"c:{chunk.chunk_id}:{chunk.content_hash}\n".encode())
+    for entry in sparse.manifest.shards:
+        digest.update(f"s:{entry.name}:{entry.key}:{entry.rows}\n".encode())
+    for entry in chunks.shards:
+        digest.update(f"c:{entry.name}:{entry.digest}:{entry.rows}\n".encode())
     return digest.hexdigest()
 
 
 def build_lucene_indexes(ctx: StageContext, lucene: LuceneIndexes) -> LuceneReport:
-    """Build both indexes from the current sparse vectors' chunk version; unchanged inputs keep them."""
+    """Build both indexes from the current sparse vectors' chunk version; unchanged inputs keep them.
+
+    Each shard becomes one collection file, written one shard at a time; Anserini's indexing
+    threads then take the files in parallel.
+    """
     profile = ctx.require_profile()
     sparse = SparseArtifact.load(
         ctx.layout.sparse(ctx.namespace_name, profile.name).require_current("sparse_vectors")
     )
     # BM25 indexes the chunks the sparse vectors were built from, so both indexes share one version.
-    records = profile_chunks(ctx, sparse.chunk_version).chunks
+    chunks = chunk_shards(ctx, sparse.chunk_version)
     scale = profile.sparse.quantization_scale
-    inputs = inputs_digest(sparse, records, scale)
+    inputs = inputs_digest(ctx, sparse, chunks, scale)
     store = ctx.layout.lucene(ctx.namespace_name, profile.name)
     kept = lucene_info(store.current) if store.current is not None else None
     if kept is not None and kept.get("inputs_digest") == inputs:
@@ -120,16 +130,21 @@ def build_lucene_indexes(ctx: StageContext, lucene: LuceneIndexes) -> LuceneRepo
         "fingerprint": profile.fingerprint,
         "inputs_digest": inputs,
         "chunk_version": sparse.chunk_version,
+        "shards": len(chunks.shards),
     }
+    bm25_documents = 0
     try:
         with store.build() as scratch:
             collections = scratch / ".collections"
             if sparse.enabled:
-                stats = write_impact_collection(
-                    collections / "impact" / "docs.jsonl",
-                    list(zip(sparse.chunk_ids, sparse.vectors, strict=True)),
-                    scale,
-                )
+                stats = CollectionStats()
+                for shard in sparse.shards():
+                    write_impact_collection(
+                        collections / "impact" / f"{shard.entry.name}.jsonl",
+                        list(zip(shard.chunk_ids, shard.vectors, strict=True)),
+                        scale,
+                        stats,
+                    )
                 started = time.perf_counter()
                 lucene.build("impact", collections / "impact", scratch / "impact")
                 timings["impact"] = time.perf_counter() - started
@@ -141,21 +156,24 @@ def build_lucene_indexes(ctx: StageContext, lucene: LuceneIndexes) -> LuceneRepo
             else:
                 warnings.append(f"impact index not built: {sparse.disabled_reason}")
                 ctx.log.warning(f"{ctx.where}: {warnings[-1]}")
-            write_text_collection(
-                collections / "bm25" / "docs.jsonl", [(c.chunk_id, c.model_input) for c in records]
-            )
+            for entry in chunks.shards:
+                records = shard_chunks(ctx, sparse.chunk_version, entry).chunks
+                bm25_documents += write_text_collection(
+                    collections / "bm25" / f"{entry.name}.jsonl",
+                    [(c.chunk_id, c.model_input) for c in records],
+                )
             started = time.perf_counter()
             lucene.build("bm25", collections / "bm25", scratch / "bm25")
             timings["bm25"] = time.perf_counter() - started
-            info.update(bm25_documents=len(records), impact_enabled=sparse.enabled, warnings=warnings)
+            info.update(bm25_documents=bm25_documents, impact_enabled=sparse.enabled, warnings=warnings)
             shutil.rmtree(collections)  # the collections are inputs, not part of the published index
             (scratch / "info.json").write_text(canonical_json(info))
-    except (SparseInputError, LuceneIndexError, JavaRuntimeMissingError) as error:
+    except (SparseInputError, LuceneIndexError, JavaRuntimeMissingError, ShardError) as error:
         raise StageError.wrap(ctx.where, error) from error
     return LuceneReport(
         impact_enabled=sparse.enabled,
         impact_documents=info.get("impact_documents", 0),
-        bm25_documents=len(records),
+        bm25_documents=bm25_documents,
         quantization_scale=scale,
         rebuilt=True,
         warnings=warnings,
@@ -170,10 +188,16 @@ def check_document_counts(ctx: StageContext, lucene: LuceneIndexes) -> CheckOutc
     pinned = pin_chunk_version(ctx.layout, ctx.namespace_name, profile.name, ("sparse_vectors", STAGE))
     current = pinned.directories[STAGE]
     sparse = SparseArtifact.load(pinned.directories["sparse_vectors"])
-    chunk_total = len(profile_chunks(ctx, pinned.chunk_version).chunks)
+    chunk_total = sum(
+        len(shard_chunks(ctx, pinned.chunk_version, entry).chunks)
+        for entry in chunk_shards(ctx, pinned.chunk_version).shards
+    )
     search = lucene.open(current / "impact" if sparse.enabled else None, current / "bm25")
-    expected = {"impact": len(sparse.chunk_ids) if sparse.enabled else 0, "bm25": chunk_total}
+    # Every chunk has a sparse vector and a document in both indexes: per-shard counts add up.
+    expected = {"impact": chunk_total if sparse.enabled else 0, "bm25": chunk_total}
     found = {"impact": search.impact_documents, "bm25": search.bm25_documents}
+    if sparse.enabled:
+        expected["sparse_vectors"], found["sparse_vectors"] = chunk_total, sparse.count
     return CheckOutcome(
         passed=expected == found, metadata={"expected": JsonValue(expected), "found": JsonValue(found)}
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from medkg_assets.rollout.serving import ServingState
@@ -19,7 +19,7 @@ from medkg_assets.search.opensearch_mapping import (
     template_problems,
 )
 from medkg_assets.stages.context import StageContext
-from medkg_assets.stages.ingest import profile_chunks
+from medkg_assets.stages.ingest import chunk_shards, shard_chunks
 from medkg_assets.stages.reports import CheckOutcome, JsonValue, Metadata, Report, StageError, path_value
 from medkg_assets.storage.atomic import atomic_write_json
 from medkg_assets.storage.pinning import ArtefactSetError, pin_chunk_version
@@ -109,19 +109,29 @@ def write_opensearch_mapping(ctx: StageContext, opensearch: OpenSearchPublisher)
     if not opensearch.configured:
         ctx.log.info(f"{ctx.key}: OPENSEARCH_URL not set; template written, not published")
         return report
-    chunks = [c.to_record() for c in profile_chunks(ctx, pinned.chunk_version).chunks]
     dense = DenseArtifact.load(pinned.directories["dense_embeddings"])
-    sparse_by_id = dict(zip(sparse.chunk_ids, sparse.vectors, strict=True)) if sparse.enabled else {}
-    dense_row = {chunk_id: row for row, chunk_id in enumerate(dense.chunk_ids)}
-    documents = (
-        chunk_document(
-            c,
-            profile,
-            sparse_by_id.get(c["chunk_id"]),
-            dense.vectors[dense_row[c["chunk_id"]]].tolist() if c["chunk_id"] in dense_row else None,
-        )
-        for c in chunks
-    )
+
+    def documents() -> Iterator[dict[str, Any]]:
+        """One shard at a time: its chunks with the dense and sparse rows of the same shard."""
+        for entry in chunk_shards(ctx, pinned.chunk_version).shards:
+            chunks = shard_chunks(ctx, pinned.chunk_version, entry).chunks
+            dense_shard = dense.shard(entry.name)
+            sparse_shard = sparse.shard(entry.name) if sparse.enabled else None
+            dense_by_id = (
+                dict(zip(dense_shard.chunk_ids, dense_shard.vectors, strict=True)) if dense_shard else {}
+            )
+            sparse_by_id = (
+                dict(zip(sparse_shard.chunk_ids, sparse_shard.vectors, strict=True)) if sparse_shard else {}
+            )
+            for chunk in chunks:
+                vector = dense_by_id.get(chunk.chunk_id)
+                yield chunk_document(
+                    chunk.to_record(),
+                    profile,
+                    sparse_by_id.get(chunk.chunk_id),
+                    vector.tolist() if vector is not None else None,
+                )
+
     try:
         live = ServingState.load(ctx.layout.serving_state(namespace), namespace).live
         published = opensearch.publish(
@@ -129,7 +139,7 @@ def write_opensearch_mapping(ctx: StageContext, opensearch: OpenSearchPublisher)
             template,
             index,
             alias,
-            documents,
+            documents(),
             move_alias=live is None or live.profile == profile.name,
         )
     except PublishError as error:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
+
+import pyarrow as pa
 
 from medkg_assets.config.env_names import EMBEDDER_ENABLE_SPARSE
 from medkg_assets.encoders.errors import EncoderError
 from medkg_assets.encoders.sparse import SpladeEncoder
 from medkg_assets.stages.context import ProfileModels, StageContext
-from medkg_assets.stages.ingest import current_chunk_version, profile_chunks
+from medkg_assets.stages.ingest import current_chunk_version
 from medkg_assets.stages.reports import (
     CheckOutcome,
     JsonValue,
@@ -20,8 +22,21 @@ from medkg_assets.stages.reports import (
     path_value,
     save_report,
 )
-from medkg_assets.vectors.incremental import CachedRows, encode_incrementally
-from medkg_assets.vectors.sparse_artifact import SparseArtifact
+from medkg_assets.stages.sharded import (
+    ShardOutcome,
+    ShardPlan,
+    ShardTask,
+    plan_shards,
+    publish_shards,
+    run_shard,
+    summed,
+)
+from medkg_assets.storage.atomic import canonical_json
+from medkg_assets.storage.shards import ShardError
+from medkg_assets.text.chunking import Chunk
+from medkg_assets.vectors.incremental import CachedRows, IncrementalResult, encode_incrementally
+from medkg_assets.vectors.shard_outputs import META_FILE, ShardOutputs
+from medkg_assets.vectors.sparse_artifact import SparseArtifact, SparseShard, sparse_table
 
 STAGE = "sparse_vectors"
 # Bump when the encoding or pruning logic changes: cached vectors are reused only under the same key.
@@ -49,6 +64,9 @@ class SparseReport(Report):
     terms_mean: float = 0.0
     terms_max: int = 0
     path: str = ""
+    shards: int = 0
+    shards_encoded: int = 0
+    shards_kept: int = 0
 
     def figures(self) -> StageFigures:
         return StageFigures(
@@ -70,6 +88,9 @@ class SparseReport(Report):
             "batch_sizes_used": JsonValue(self.batch_sizes_used),
             "device": self.device,
             "model": self.model,
+            "shards": self.shards,
+            "shards_encoded": self.shards_encoded,
+            "shards_kept": self.shards_kept,
             "summary": markdown_table(
                 ["vectors", "encoded", "hit ratio", "terms/chunk (mean)", "max terms", "seconds"],
                 [
@@ -87,88 +108,150 @@ class SparseReport(Report):
         }
 
 
-def encode_sparse(ctx: StageContext, encoders: SparseEncoders, enabled: bool) -> SparseReport:
-    """SPLADE term → weight maps for the current chunk version; `enabled=False` writes a marker."""
+def sparse_outputs(ctx: StageContext) -> ShardOutputs:
+    return ShardOutputs(ctx.layout.sparse(ctx.namespace_name, ctx.require_profile().name))
+
+
+def write_sparse_disabled(ctx: StageContext) -> SparseReport:
+    """The marker a disabled stage publishes: downstream stages warn instead of failing."""
     profile = ctx.require_profile()
-    store = ctx.layout.sparse(ctx.namespace_name, profile.name)
-    chunk_version = current_chunk_version(ctx.layout, ctx.namespace_name)
-    report_path = ctx.layout.stage_report(ctx.namespace_name, profile.name, STAGE)
-    if not enabled:
-        ctx.log.warning(f"{ctx.where}: {SPARSE_DISABLED_WARNING}; no sparse vectors produced")
-        with store.build() as scratch:
-            SparseArtifact(
-                ctx.namespace_name,
-                profile.name,
-                profile.fingerprint,
-                profile.sparse.model,
-                False,
-                disabled_reason=SPARSE_DISABLED_WARNING,
-                chunk_version=chunk_version,
-            ).write(scratch, ctx.namespace.tenant_id)
-        report = SparseReport(version=store.require_current(STAGE).name, sparse_enabled=False, vectors=0)
-        save_report(report_path, report)
-        return report
+    ctx.log.warning(f"{ctx.where}: {SPARSE_DISABLED_WARNING}; no sparse vectors produced")
+    store = sparse_outputs(ctx).store
+    with store.build() as scratch:
+        (scratch / META_FILE).write_text(
+            canonical_json(
+                {
+                    "chunk_version": current_chunk_version(ctx.layout, ctx.namespace_name),
+                    "namespace": ctx.namespace_name,
+                    "profile": profile.name,
+                    "fingerprint": profile.fingerprint,
+                    "model": profile.sparse.model,
+                    "enabled": False,
+                    "disabled_reason": SPARSE_DISABLED_WARNING,
+                    "count": 0,
+                }
+            )
+        )
+    report = SparseReport(version=store.require_current(STAGE).name, sparse_enabled=False, vectors=0)
+    save_report(ctx.layout.stage_report(ctx.namespace_name, profile.name, STAGE), report)
+    return report
+
+
+def plan_sparse(ctx: StageContext, encoders: SparseEncoders) -> ShardPlan:
+    profile = ctx.require_profile()
     try:
         encoders.check_device(profile)
-        records = profile_chunks(ctx, chunk_version).chunks
     except EncoderError as error:
         raise StageError.wrap(ctx.where, error) from error
-    previous = SparseArtifact.load(store.current) if store.current is not None else None
-    if previous is not None and not previous.enabled:
-        previous = None
-    started = time.perf_counter()
+    return plan_shards(ctx, sparse_outputs(ctx), f"{profile.fingerprint}:{ENCODING_VERSION}", STAGE)
+
+
+def encode_sparse_shard(ctx: StageContext, encoders: SparseEncoders, task: ShardTask) -> ShardOutcome:
+    """SPLADE term → weight maps for one shard (unchanged rows from the previous version's shard)."""
+    profile = ctx.require_profile()
+    outputs = sparse_outputs(ctx)
     cache_key = f"{profile.fingerprint}:{ENCODING_VERSION}"
-    try:
-        result = encode_incrementally(
-            records,
-            cache_key,
-            CachedRows(previous.cache_key, previous.content_hashes, previous.vectors) if previous else None,
-            lambda: encoders.open(profile, ctx.settings.models_dir),
-            lambda encoder: encoder.encode_documents,
-            profile.dense.batch_size,
-            ctx.log.info,
-            f"sparse {ctx.where}",
+    where = f"{ctx.where} {task.name}"
+
+    def encode(task: ShardTask, chunks: list[Chunk]) -> tuple[pa.Table, IncrementalResult]:
+        previous = _previous_shard(outputs, task.name)
+        try:
+            result = encode_incrementally(
+                chunks,
+                cache_key,
+                CachedRows(previous[0], previous[1].content_hashes, previous[1].vectors)
+                if previous
+                else None,
+                lambda: encoders.open(profile, ctx.settings.models_dir),
+                lambda encoder: encoder.encode_documents,
+                profile.dense.batch_size,
+                ctx.log.info,
+                f"sparse {where}",
+            )
+        except EncoderError as error:
+            raise StageError.wrap(where, error) from error
+        table = sparse_table(
+            [c.chunk_id for c in chunks],
+            [c.doc_id for c in chunks],
+            [c.content_hash for c in chunks],
+            result.items,
         )
-    except EncoderError as error:
-        raise StageError.wrap(ctx.where, error) from error
-    plan, vectors = result.plan, result.items
-    artifact = SparseArtifact(
-        ctx.namespace_name,
-        profile.name,
-        profile.fingerprint,
-        profile.sparse.model,
-        True,
-        chunk_ids=[c.chunk_id for c in records],
-        doc_ids=[c.doc_id for c in records],
-        content_hashes=[c.content_hash for c in records],
-        vectors=vectors,
-        cache_key=cache_key,
-        chunk_version=chunk_version,
-    )
-    with store.build() as scratch:
-        artifact.write(scratch, ctx.namespace.tenant_id)
-    duration = time.perf_counter() - started
-    terms = [len(v) for v in vectors] or [0]
-    current = store.require_current(STAGE)
+        return table, result
+
+    return run_shard(ctx, outputs, task, encode, profile, STAGE)
+
+
+def _previous_shard(outputs: ShardOutputs, name: str) -> tuple[str, SparseShard] | None:
+    current = outputs.store.current
+    if current is None:
+        return None
+    try:
+        previous = SparseArtifact.load(current)
+        shard = previous.shard(name) if previous.enabled else None
+    except (ShardError, OSError, ValueError, KeyError):
+        return None  # an unreadable or pre-sharding version: encode everything
+    return (previous.cache_key, shard) if shard is not None else None
+
+
+def publish_sparse(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOutcome]) -> SparseReport:
+    profile = ctx.require_profile()
+    outputs = sparse_outputs(ctx)
+    try:
+        publish_shards(
+            outputs,
+            plan,
+            outcomes,
+            {
+                "namespace": ctx.namespace_name,
+                "tenant_id": ctx.namespace.tenant_id,
+                "profile": profile.name,
+                "fingerprint": profile.fingerprint,
+                "model": profile.sparse.model,
+                "enabled": True,
+                "disabled_reason": "",
+                "cache_key": plan.cache_key,
+            },
+        )
+    except ShardError as error:
+        raise StageError(f"{ctx.where}: {error}") from error
+    current = outputs.store.require_current(STAGE)
+    totals = summed(outcomes)
+    encoded = [o for o in outcomes if not o.kept]
+    seconds = sum(o.seconds for o in encoded)
+    fresh_rows = sum(o.rows for o in encoded)
+    terms = [len(v) for shard in SparseArtifact.load(current).shards() for v in shard.vectors] or [0]
+    devices = [o for o in encoded if o.encoded]
     report = SparseReport(
         version=current.name,
         sparse_enabled=True,
-        vectors=len(vectors),
-        embeddings_generated=result.encoded,
-        cache_hits=plan.hits,
-        cache_misses=len(plan.misses),
-        cache_hit_ratio=round(plan.hit_ratio, 4),
-        duration_s=round(duration, 3),
-        texts_per_s=round(result.encoded / duration, 1) if result.encoded else 0.0,
-        batch_sizes_used=list(result.batch_sizes),
-        device=result.device,
+        vectors=totals["rows"],
+        embeddings_generated=totals["encoded"],
+        cache_hits=totals["cache_hits"],
+        cache_misses=fresh_rows - totals["cache_hits"],
+        cache_hit_ratio=round(totals["cache_hits"] / fresh_rows, 4) if fresh_rows else 1.0,
+        duration_s=round(seconds, 3),
+        texts_per_s=round(totals["encoded"] / seconds, 1) if totals["encoded"] and seconds > 0 else 0.0,
+        batch_sizes_used=sorted({b for o in encoded for b in o.batch_sizes}, reverse=True),
+        device=devices[0].device if devices else "none",
         model=profile.sparse.model,
         terms_mean=sum(terms) / len(terms),
         terms_max=max(terms),
+        shards=len(outcomes),
+        shards_encoded=len(encoded),
+        shards_kept=totals["kept"],
         path=str(current),
     )
-    save_report(report_path, report)
+    save_report(ctx.layout.stage_report(ctx.namespace_name, profile.name, STAGE), report)
     return report
+
+
+def encode_sparse(ctx: StageContext, encoders: SparseEncoders, enabled: bool) -> SparseReport:
+    """Every shard in this process, then publish; `enabled=False` publishes the disabled marker."""
+    if not enabled:
+        return write_sparse_disabled(ctx)
+    plan = plan_sparse(ctx, encoders)
+    outcomes = [encode_sparse_shard(ctx, encoders, task) for task in plan.tasks]
+    return publish_sparse(ctx, plan, outcomes)
 
 
 def check_sparse_limits(ctx: StageContext) -> CheckOutcome:
@@ -182,11 +265,13 @@ def check_sparse_limits(ctx: StageContext) -> CheckOutcome:
             description=f"skipped: {artifact.disabled_reason}",
             metadata={"skipped": True},
         )
-    too_many = sum(len(v) > profile.sparse.top_k_terms for v in artifact.vectors)
-    out_of_range = sum(
-        any(not 0 < w <= profile.sparse.max_weight for w in v.values()) for v in artifact.vectors
-    )
-    empty = sum(not v for v in artifact.vectors)
+    too_many = out_of_range = empty = 0
+    for shard in artifact.shards():  # one shard in memory at a time
+        too_many += sum(len(v) > profile.sparse.top_k_terms for v in shard.vectors)
+        out_of_range += sum(
+            any(not 0 < w <= profile.sparse.max_weight for w in v.values()) for v in shard.vectors
+        )
+        empty += sum(not v for v in shard.vectors)
     return CheckOutcome(
         passed=not (too_many or out_of_range or empty),
         metadata={

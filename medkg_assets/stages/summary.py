@@ -105,7 +105,7 @@ def write_processing_summary(ctx: StageContext) -> SummaryReport:
         model=dense.model,
         provider=dense_report.provider if dense_report else None,
         dims=dense.dims,
-        vectors=len(dense.chunk_ids),
+        vectors=dense.count,
         fingerprint=dense.fingerprint,
         dense_hash=dense_report.dense_hash if dense_report else None,
         index=FaissIndexFigures(**{k: faiss_artifact.info[k] for k in ("type", "ntotal", "dims")}),
@@ -113,7 +113,7 @@ def write_processing_summary(ctx: StageContext) -> SummaryReport:
     sparse_payload = (
         SparsePayload(
             model=profile.sparse.model,
-            vectors=len(sparse.chunk_ids),
+            vectors=sparse.count,
             top_k_terms=profile.sparse.top_k_terms,
             max_weight=profile.sparse.max_weight,
             impact_documents=lucene.get("impact_documents"),
@@ -135,8 +135,8 @@ def write_processing_summary(ctx: StageContext) -> SummaryReport:
     )
     metrics = SummaryMetrics(
         counts=SummaryCounts(
-            chunks=len(dense.chunk_ids),
-            documents=len(set(dense.doc_ids)),
+            chunks=dense.count,
+            documents=dense.documents(),
             embeddings_generated=dense_report.embeddings_generated if dense_report else None,
             sparse_generated=sparse_report.embeddings_generated if sparse_report else None,
             bm25_documents=lucene.get("bm25_documents"),

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from medkg_assets.storage.atomic import VersionedDirectory
 
-CHUNKS_FILE = "chunks.jsonl"
 # Enough for an index built two or three ingests ago to keep serving until it is rebuilt.
 CHUNK_VERSIONS_KEPT = 4
 
@@ -32,11 +31,12 @@ class ArtifactLayout:
         return VersionedDirectory(self.namespace_dir(namespace) / "chunks", keep=CHUNK_VERSIONS_KEPT)
 
     def chunks(self, namespace: str, version: str | None = None) -> Path:
-        """`chunks.jsonl` of one chunk version (default: the current one)."""
+        """The directory of one chunk version (default: the current one): `shards.json` and
+        `shards/shard-NNNNN.parquet` (text/chunk_shards.py)."""
         store = self.chunk_store(namespace)
         if version is None:
-            return store.require_current(f"chunks of namespace {namespace}") / CHUNKS_FILE
-        return store.root / "versions" / version / CHUNKS_FILE
+            return store.require_current(f"chunks of namespace {namespace}")
+        return store.root / "versions" / version
 
     def profile_dir(self, namespace: str, profile: str) -> Path:
         return self.namespace_dir(namespace) / "profiles" / profile

@@ -40,7 +40,7 @@ class PinnedSet:
     namespace: str
     profile: str
     chunk_version: str
-    chunks_file: Path
+    chunks_dir: Path  # the chunk version's directory (its shards)
     directories: dict[str, Path]
 
 
@@ -97,11 +97,11 @@ def pin_chunk_version(
         )
     [version] = set(versions.values())
     assert version is not None  # stages without a recorded version were refused above
-    chunks_file = layout.chunks(namespace, version)
-    if not chunks_file.exists():
+    chunks_dir = layout.chunks(namespace, version)
+    if not chunks_dir.is_dir():
         raise ArtefactSetError(
             f"{namespace}|{profile}: chunks version {version}, which {', '.join(stages)} were built "
             f"from, is no longer kept (current chunks {current or 'none'}); "
             + rebuild_hint(namespace, profile, _with_inputs(list(stages)))
         )
-    return PinnedSet(namespace, profile, version, chunks_file, directories)
+    return PinnedSet(namespace, profile, version, chunks_dir, directories)

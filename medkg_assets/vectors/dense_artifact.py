@@ -1,79 +1,161 @@
-"""The dense artefact on disk: `vectors.npy` + `meta.json` + a JSONL export for other tools."""
+"""The dense artefact: one Parquet file of vectors per chunk shard, `shards.json` and `meta.json`.
+
+Each shard file holds `chunk_id`, `doc_id`, `content_hash` and `vector` (a fixed-size list of
+float32), so DuckDB, Polars, Ray or `datasets` read the vectors without this package.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from medkg_assets.storage.atomic import canonical_json, jsonl_lines
-from medkg_assets.vectors.export import chunk_records
+from medkg_assets.storage.shards import ShardEntry, ShardManifest, read_table
+from medkg_assets.vectors.shard_outputs import load_meta
 
 
-@dataclass
-class DenseArtifact:
-    vectors: np.ndarray
+def dense_table(
+    chunk_ids: Sequence[str], doc_ids: Sequence[str], content_hashes: Sequence[str], vectors: np.ndarray
+) -> pa.Table:
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    dims = matrix.shape[1] if matrix.ndim == 2 else 0
+    column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dims)
+    return pa.table(
+        {
+            "chunk_id": pa.array(chunk_ids, pa.string()),
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "content_hash": pa.array(content_hashes, pa.string()),
+            "vector": column,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class DenseShard:
+    entry: ShardEntry
     chunk_ids: list[str]
     doc_ids: list[str]
     content_hashes: list[str]
-    namespace: str
-    profile: str
-    fingerprint: str
-    model: str
-    dims: int
-    normalized: bool
-    cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
-    chunk_version: str = ""  # the chunk version these vectors were encoded from (storage/pinning.py)
+    vectors: np.ndarray
 
-    def meta(self) -> dict[str, Any]:
-        return {
-            "chunk_version": self.chunk_version,
-            "namespace": self.namespace,
-            "profile": self.profile,
-            "fingerprint": self.fingerprint,
-            "model": self.model,
-            "dims": self.dims,
-            "normalized": self.normalized,
-            "cache_key": self.cache_key,
-            "count": len(self.chunk_ids),
-            "chunk_ids": self.chunk_ids,
-            "doc_ids": self.doc_ids,
-            "content_hashes": self.content_hashes,
-        }
-
-    def write(self, directory: Path, tenant_id: str) -> None:
-        """Write into a build directory (the caller publishes it atomically)."""
-        np.save(directory / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
-        (directory / "meta.json").write_text(canonical_json(self.meta()))
-        records = chunk_records(
-            self.chunk_ids,
-            self.doc_ids,
-            (row.tolist() for row in self.vectors),
-            namespace=self.namespace,
-            tenant_id=tenant_id,
-            profile=self.profile,
-            fingerprint=self.fingerprint,
+    @classmethod
+    def from_table(cls, entry: ShardEntry, table: pa.Table, dims: int) -> DenseShard:
+        flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return cls(
+            entry,
+            table.column("chunk_id").to_pylist(),
+            table.column("doc_id").to_pylist(),
+            table.column("content_hash").to_pylist(),
+            np.ascontiguousarray(flat, dtype=np.float32).reshape(table.num_rows, dims),
         )
-        with (directory / "embeddings.jsonl").open("w", encoding="utf-8") as out:
-            out.writelines(jsonl_lines(records))
+
+
+class DenseArtifact:
+    """A published dense version; shards are read one at a time, or all at once for small readers."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.meta: dict[str, Any] = load_meta(directory)
+        self.manifest = ShardManifest.load(directory)
 
     @classmethod
     def load(cls, directory: Path) -> DenseArtifact:
-        meta = json.loads((directory / "meta.json").read_text())
-        return cls(
-            vectors=np.load(directory / "vectors.npy"),
-            chunk_ids=meta["chunk_ids"],
-            doc_ids=meta["doc_ids"],
-            content_hashes=meta["content_hashes"],
-            namespace=meta["namespace"],
-            profile=meta["profile"],
-            fingerprint=meta["fingerprint"],
-            model=meta["model"],
-            dims=meta["dims"],
-            normalized=meta["normalized"],
-            cache_key=meta["cache_key"],
-            chunk_version=meta.get("chunk_version", ""),
+        return cls(directory)
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta["namespace"])
+
+    @property
+    def profile(self) -> str:
+        return str(self.meta["profile"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.meta["fingerprint"])
+
+    @property
+    def model(self) -> str:
+        return str(self.meta["model"])
+
+    @property
+    def dims(self) -> int:
+        return int(self.meta["dims"])
+
+    @property
+    def normalized(self) -> bool:
+        return bool(self.meta["normalized"])
+
+    @property
+    def cache_key(self) -> str:
+        return str(self.meta["cache_key"])
+
+    @property
+    def chunk_version(self) -> str:
+        return str(self.meta.get("chunk_version", ""))
+
+    @property
+    def count(self) -> int:
+        return self.manifest.rows
+
+    def documents(self) -> int:
+        """Distinct documents: a document never spans shards, so per-shard counts add up."""
+        return sum(
+            len(set(read_table(self.directory / e.file, e.rows, self._fix, ["doc_id"]).column(0).to_pylist()))
+            for e in self.manifest.shards
         )
+
+    @property
+    def _fix(self) -> str:
+        where = f"{self.namespace}|{self.profile}"
+        return f"rebuild dense_embeddings for {where} ({self.directory} is damaged)"
+
+    def read_shard(self, entry: ShardEntry) -> DenseShard:
+        table = read_table(self.directory / entry.file, entry.rows, self._fix)
+        return DenseShard.from_table(entry, table, self.dims)
+
+    def shard(self, name: str) -> DenseShard | None:
+        """The shard of that name, if this version has it (the previous version as a row cache)."""
+        for entry in self.manifest.shards:
+            if entry.name == name:
+                return self.read_shard(entry)
+        return None
+
+    def shards(self) -> Iterator[DenseShard]:
+        for entry in self.manifest.shards:
+            yield self.read_shard(entry)
+
+    @cached_property
+    def _whole(self) -> tuple[list[str], list[str], list[str], np.ndarray]:
+        ids: list[str] = []
+        docs: list[str] = []
+        hashes: list[str] = []
+        blocks = []
+        for shard in self.shards():
+            ids += shard.chunk_ids
+            docs += shard.doc_ids
+            hashes += shard.content_hashes
+            blocks.append(shard.vectors)
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.dims), dtype=np.float32)
+        return ids, docs, hashes, matrix
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return self._whole[0]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self._whole[1]
+
+    @property
+    def content_hashes(self) -> list[str]:
+        return self._whole[2]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._whole[3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import faiss
@@ -38,16 +39,34 @@ def _ivf_pq_shape(spec: IvfPqIndexSpec, n: int, dims: int) -> tuple[int, int, li
 
 
 def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool = False, seed: int = 0) -> BuiltIndex:
-    """Build the index the spec asks for; row i of `vectors` gets id i."""
+    """Build the index the spec asks for from one matrix; row i of `vectors` gets id i."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dims = vectors.shape
+    return build_index_from_blocks(
+        lambda: iter([vectors]), len(vectors), vectors.shape[1], spec, use_gpu, seed
+    )
+
+
+def build_index_from_blocks(
+    blocks: Callable[[], Iterator[np.ndarray]],
+    n: int,
+    dims: int,
+    spec: IndexSpec,
+    use_gpu: bool = False,
+    seed: int = 0,
+) -> BuiltIndex:
+    """Build the index from blocks of rows (one shard at a time), the i-th row overall getting id i.
+
+    `blocks()` is called once to draw the IVF training sample and once to add the rows, so only
+    one block and the index are in memory. Flat and HNSW indexes take the rows block by block.
+    """
     notes: list[str] = []
     if isinstance(spec, HnswIndexSpec):
         # faiss has no GPU HNSW; it is built on the CPU even when a GPU is present.
         hnsw_index = faiss.IndexHNSWFlat(dims, spec.m, faiss.METRIC_INNER_PRODUCT)
         hnsw_index.hnsw.efConstruction = spec.ef_construction
         hnsw_index.hnsw.efSearch = spec.ef_search
-        hnsw_index.add(vectors)
+        for block in blocks():
+            hnsw_index.add(np.ascontiguousarray(block, dtype=np.float32))
         return BuiltIndex(hnsw_index, "hnsw", False, notes)
     index: faiss.Index
     if isinstance(spec, FlatIndexSpec):
@@ -72,15 +91,25 @@ def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool = False, see
         resources = faiss.StandardGpuResources()
         working = faiss.index_cpu_to_gpu(resources, 0, index)
     if isinstance(spec, IvfPqIndexSpec):
-        sample = vectors
-        if n > spec.train_sample:
-            rows = np.random.default_rng(seed).choice(n, spec.train_sample, replace=False)
-            sample = vectors[np.sort(rows)]
-        working.train(sample)
-    working.add(vectors)
+        working.train(training_sample(blocks, n, spec.train_sample, seed))
+    for block in blocks():
+        working.add(np.ascontiguousarray(block, dtype=np.float32))
     if on_gpu:
         index = faiss.index_gpu_to_cpu(working)
     return BuiltIndex(index, kind, on_gpu, notes)
+
+
+def training_sample(blocks: Callable[[], Iterator[np.ndarray]], n: int, size: int, seed: int) -> np.ndarray:
+    """`size` rows drawn uniformly from all blocks (all rows when there are fewer), in row order."""
+    if n <= size:
+        return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks()])
+    wanted = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    picked, offset = [], 0
+    for block in blocks():
+        inside = wanted[(wanted >= offset) & (wanted < offset + len(block))] - offset
+        picked.append(np.asarray(block, dtype=np.float32)[inside])
+        offset += len(block)
+    return np.ascontiguousarray(np.concatenate(picked))
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

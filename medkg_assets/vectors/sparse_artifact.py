@@ -1,82 +1,142 @@
-"""The sparse artefact: `vectors.jsonl` (id, term → weight, metadata) and `meta.json`.
+"""The sparse artefact: one Parquet file of SPLADE term weights per chunk shard, and `meta.json`.
 
-When sparse is disabled the artefact is a `meta.json` saying so, with no vectors, so that
-downstream stages can warn instead of failing.
+Each shard file holds `chunk_id`, `doc_id`, `content_hash`, `terms` (list of strings) and
+`weights` (list of float64, same length). When sparse is disabled the artefact is a `meta.json`
+saying so, with no shards, so that downstream stages can warn instead of failing.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from medkg_assets.storage.atomic import canonical_json, jsonl_lines
-from medkg_assets.vectors.export import chunk_records
+import pyarrow as pa
+
+from medkg_assets.storage.shards import ShardEntry, ShardManifest, read_table
+from medkg_assets.vectors.shard_outputs import load_meta
+
+TermWeights = dict[str, float]
 
 
-@dataclass
-class SparseArtifact:
-    namespace: str
-    profile: str
-    fingerprint: str
-    model: str
-    enabled: bool
-    chunk_ids: list[str] = field(default_factory=list)
-    doc_ids: list[str] = field(default_factory=list)
-    content_hashes: list[str] = field(default_factory=list)
-    vectors: list[dict[str, float]] = field(default_factory=list)
-    disabled_reason: str = ""
-    cache_key: str = ""  # fingerprint + encoding version: what cached rows may be reused under
-    chunk_version: str = ""  # the chunk version these vectors (or, disabled, BM25) are built from
-
-    def write(self, directory: Path, tenant_id: str) -> None:
-        meta = {
-            "chunk_version": self.chunk_version,
-            "namespace": self.namespace,
-            "profile": self.profile,
-            "fingerprint": self.fingerprint,
-            "model": self.model,
-            "enabled": self.enabled,
-            "disabled_reason": self.disabled_reason,
-            "cache_key": self.cache_key,
-            "count": len(self.chunk_ids),
-            "chunk_ids": self.chunk_ids,
-            "doc_ids": self.doc_ids,
-            "content_hashes": self.content_hashes,
+def sparse_table(
+    chunk_ids: Sequence[str],
+    doc_ids: Sequence[str],
+    content_hashes: Sequence[str],
+    vectors: Sequence[TermWeights],
+) -> pa.Table:
+    return pa.table(
+        {
+            "chunk_id": pa.array(chunk_ids, pa.string()),
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "content_hash": pa.array(content_hashes, pa.string()),
+            "terms": pa.array([list(v) for v in vectors], pa.list_(pa.string())),
+            "weights": pa.array([list(v.values()) for v in vectors], pa.list_(pa.float64())),
         }
-        (directory / "meta.json").write_text(canonical_json(meta))
-        if not self.enabled:
-            return
-        records = chunk_records(
-            self.chunk_ids,
-            self.doc_ids,
-            self.vectors,
-            namespace=self.namespace,
-            tenant_id=tenant_id,
-            profile=self.profile,
-            fingerprint=self.fingerprint,
+    )
+
+
+@dataclass(frozen=True)
+class SparseShard:
+    entry: ShardEntry
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    content_hashes: list[str]
+    vectors: list[TermWeights]
+
+    @classmethod
+    def from_table(cls, entry: ShardEntry, table: pa.Table) -> SparseShard:
+        terms, weights = table.column("terms").to_pylist(), table.column("weights").to_pylist()
+        return cls(
+            entry,
+            table.column("chunk_id").to_pylist(),
+            table.column("doc_id").to_pylist(),
+            table.column("content_hash").to_pylist(),
+            [dict(zip(t, w, strict=True)) for t, w in zip(terms, weights, strict=True)],
         )
-        with (directory / "vectors.jsonl").open("w", encoding="utf-8") as out:
-            out.writelines(jsonl_lines(records))
+
+
+class SparseArtifact:
+    """A published sparse version (or the marker of a disabled stage)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.meta: dict[str, Any] = load_meta(directory)
+        self.manifest = (
+            ShardManifest.load(directory)
+            if self.enabled
+            else ShardManifest(shard_count=0, max_chunks_per_shard=0, shards=[])
+        )
 
     @classmethod
     def load(cls, directory: Path) -> SparseArtifact:
-        meta = json.loads((directory / "meta.json").read_text())
-        vectors = []
-        if meta["enabled"]:
-            with (directory / "vectors.jsonl").open(encoding="utf-8") as handle:
-                vectors = [json.loads(line)["vector"] for line in handle]
-        return cls(
-            namespace=meta["namespace"],
-            profile=meta["profile"],
-            fingerprint=meta["fingerprint"],
-            model=meta["model"],
-            enabled=meta["enabled"],
-            chunk_ids=meta["chunk_ids"],
-            doc_ids=meta["doc_ids"],
-            content_hashes=meta["content_hashes"],
-            vectors=vectors,
-            disabled_reason=meta.get("disabled_reason", ""),
-            cache_key=meta["cache_key"],
-            chunk_version=meta.get("chunk_version", ""),
-        )
+        return cls(directory)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.meta["enabled"])
+
+    @property
+    def disabled_reason(self) -> str:
+        return str(self.meta.get("disabled_reason", ""))
+
+    @property
+    def cache_key(self) -> str:
+        return str(self.meta.get("cache_key", ""))
+
+    @property
+    def chunk_version(self) -> str:
+        return str(self.meta.get("chunk_version", ""))
+
+    @property
+    def model(self) -> str:
+        return str(self.meta.get("model", ""))
+
+    @property
+    def count(self) -> int:
+        return self.manifest.rows
+
+    def read_shard(self, entry: ShardEntry) -> SparseShard:
+        fix = f"rebuild sparse_vectors (the version {self.directory} is damaged)"
+        return SparseShard.from_table(entry, read_table(self.directory / entry.file, entry.rows, fix))
+
+    def shard(self, name: str) -> SparseShard | None:
+        for entry in self.manifest.shards:
+            if entry.name == name:
+                return self.read_shard(entry)
+        return None
+
+    def shards(self) -> Iterator[SparseShard]:
+        for entry in self.manifest.shards:
+            yield self.read_shard(entry)
+
+    @cached_property
+    def _whole(self) -> tuple[list[str], list[str], list[str], list[TermWeights]]:
+        ids: list[str] = []
+        docs: list[str] = []
+        hashes: list[str] = []
+        vectors: list[TermWeights] = []
+        for shard in self.shards():
+            ids += shard.chunk_ids
+            docs += shard.doc_ids
+            hashes += shard.content_hashes
+            vectors += shard.vectors
+        return ids, docs, hashes, vectors
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return self._whole[0]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self._whole[1]
+
+    @property
+    def content_hashes(self) -> list[str]:
+        return self._whole[2]
+
+    @property
+    def vectors(self) -> list[TermWeights]:
+        return self._whole[3]

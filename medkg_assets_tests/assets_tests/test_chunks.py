@@ -1,13 +1,12 @@
 """`source_documents` and `chunks` materialised through Dagster's own API."""
 
-import json
-
 from dagster import materialize
 
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets_tests import pipeline
 from medkg_assets_tests.conftest import current_settings
+from medkg_assets_tests.pipeline import chunk_records, tree_bytes
 
 
 def stage():
@@ -40,10 +39,7 @@ def test_sample_namespace_materialises_with_counts_and_metadata(instance):
     assert chunk_meta["chunks"].value >= 360
     assert chunk_meta["embedding_profile_experiment"].value == "none"
     assert "| min | median | max |" in chunk_meta["tokens"].value
-    records = [
-        json.loads(line)
-        for line in ArtifactLayout(current_settings().data_dir).chunks("medquad_sample").open()
-    ]
+    records = chunk_records("medquad_sample")
     assert len(records) == chunk_meta["chunks"].value
     assert {r["tenant_id"] for r in records} == {"nih-public"}
     assert all(r["token_count"] <= 200 for r in records)
@@ -52,15 +48,15 @@ def test_sample_namespace_materialises_with_counts_and_metadata(instance):
 def test_rematerialising_unchanged_input_is_byte_identical(config_dir, instance):
     run(instance, "tiny")
     path = ArtifactLayout(current_settings().data_dir).chunks("tiny")
-    first = path.read_bytes()
+    first = tree_bytes(path)
     run(instance, "tiny")
-    assert path.read_bytes() == first
+    assert ArtifactLayout(current_settings().data_dir).chunks("tiny") == path and tree_bytes(path) == first
 
 
 def test_bad_record_fails_the_run_and_keeps_the_previous_chunks(config_dir, instance):
     run(instance, "tiny")
     paths = ArtifactLayout(current_settings().data_dir)
-    before = paths.chunks("tiny").read_bytes(), paths.documents("tiny").read_bytes()
+    before = tree_bytes(paths.chunks("tiny")), paths.documents("tiny").read_bytes()
     corpus = config_dir.parent / "data" / "tiny" / "corpus.jsonl"
     corpus.write_text(corpus.read_text() + '{"_id": "broken", "text": \n')
     result = run(instance, "tiny", raise_on_error=False)
@@ -68,7 +64,7 @@ def test_bad_record_fails_the_run_and_keeps_the_previous_chunks(config_dir, inst
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.event_specific_data.error.message
     assert "corpus.jsonl:4" in message and "malformed JSON" in message
-    assert (paths.chunks("tiny").read_bytes(), paths.documents("tiny").read_bytes()) == before
+    assert (tree_bytes(paths.chunks("tiny")), paths.documents("tiny").read_bytes()) == before
 
 
 def test_skip_policy_lists_skipped_records_in_metadata(config_dir, instance):

@@ -3,13 +3,23 @@
 import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dagster import AssetSelection
 
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets_tests.conftest import current_settings
-from medkg_assets_tests.pipeline import check_results, edit_profiles, index, ingest, metadata, step_failure
+from medkg_assets_tests.pipeline import (
+    check_results,
+    chunk_records,
+    edit_profiles,
+    index,
+    ingest,
+    metadata,
+    step_failure,
+)
 
 pytestmark = pytest.mark.slow
 DENSE_STAGE = AssetSelection.assets("dense_embeddings", "faiss_index")
@@ -21,7 +31,7 @@ def dense_artifact(namespace="tiny", profile="minilm_cpu"):
 
 
 def chunk_count(namespace="tiny"):
-    return len(ArtifactLayout(current_settings().data_dir).chunks(namespace).read_text().splitlines())
+    return len(chunk_records(namespace))
 
 
 def corpus(config_dir):
@@ -44,13 +54,15 @@ def test_dense_and_faiss_materialise_with_metadata_and_passing_checks(config_dir
     checks = check_results(result)
     assert checks["dense_hash_parity"][0] and checks["dense_hash_parity"][1]["baseline_recorded"]
     assert checks["dense_dimension_matches_profile"][0] and checks["faiss_self_recall"][0]
+    assert checks["faiss_index_counts_match_chunks"][0]
     artifact = dense_artifact()
     assert artifact.vectors.dtype == np.float32 and artifact.vectors.shape == (chunk_count(), 384)
     assert np.allclose(np.linalg.norm(artifact.vectors, axis=1), 1.0, atol=1e-5)
-    store = ArtifactLayout(current_settings().data_dir).dense("tiny", "minilm_cpu")
-    export = [json.loads(line) for line in (store.current / "embeddings.jsonl").open()]
-    assert [r["id"] for r in export] == artifact.chunk_ids
-    assert export[0]["metadata"]["tenant_id"] == "tenant-a" and len(export[0]["vector"]) == 384
+    # The shard files are plain Parquet: another tool reads the same ids and vectors without this package.
+    table = pq.read_table(artifact.directory / "shards", schema=None)
+    assert sorted(table.column("chunk_id").to_pylist()) == sorted(artifact.chunk_ids)
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), 384)
+    assert dense["shards"] == len(artifact.manifest.shards) >= 2
 
 
 def test_rerun_hits_the_cache_and_keeps_parity(config_dir, instance):
@@ -78,7 +90,10 @@ def test_changing_one_document_reencodes_exactly_its_chunks(config_dir, instance
     after = dense_artifact()
     changed_rows = [i for i, d in enumerate(after.doc_ids) if d == changed["_id"]]
     assert dense["embeddings_generated"] == len(changed_rows) == 1
-    assert dense["cache_hits"] == len(after.chunk_ids) - 1
+    # Only the changed document's shard is encoded again; the others are kept as they are.
+    shard = next(s for s in after.shards() if changed["_id"] in s.doc_ids)
+    assert (dense["shards_encoded"], dense["shards_kept"]) == (1, dense["shards"] - 1)
+    assert dense["cache_hits"] == len(shard.chunk_ids) - 1
     kept = {c: before.vectors[i] for i, c in enumerate(before.chunk_ids)}
     for row, chunk_id in enumerate(after.chunk_ids):
         if row not in changed_rows:

@@ -1,7 +1,5 @@
 """SPLADE vectors, Lucene impact + BM25 indexes, the OpenSearch template, and the sparse toggle."""
 
-import json
-
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, execute_job, reconstructable
 
@@ -11,7 +9,7 @@ from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.jobs_for_tests import index_job
-from medkg_assets_tests.pipeline import check_results, ingest, metadata
+from medkg_assets_tests.pipeline import check_results, chunk_records, ingest, metadata
 
 pytestmark = pytest.mark.slow
 SPARSE_STAGE = AssetSelection.assets("sparse_vectors", "sparse_index", "opensearch_mapping")
@@ -41,7 +39,7 @@ def test_sparse_stage_materialises_within_profile_limits(config_dir, instance):
     ingest(instance, "tiny")
     result = run_sparse(instance)
     sparse = metadata(result, "sparse_vectors")
-    chunks = len(paths().chunks("tiny").read_text().splitlines())
+    chunks = len(chunk_records())
     assert sparse["sparse_enabled"] and sparse["vectors"] == sparse["embeddings_generated"] == chunks
     artifact = SparseArtifact.load(paths().sparse("tiny", "minilm_cpu").current)
     assert all(0 < len(v) <= 400 and max(v.values()) <= 10.0 for v in artifact.vectors)
@@ -72,14 +70,10 @@ def test_impact_scores_equal_the_exact_quantised_dot_product(config_dir, instanc
 def test_bm25_finds_a_chunk_by_its_title(config_dir, instance):
     ingest(instance, "tiny")
     run_sparse(instance)
-    first = json.loads(paths().chunks("tiny").read_text().splitlines()[0])
+    first = chunk_records()[0]
     current = paths().lucene("tiny", "minilm_cpu").current
     hits = LuceneSearch(None, current / "bm25").bm25(first["title"], k=3)
-    assert hits and hits[0][0] in {
-        json.loads(line)["chunk_id"]
-        for line in paths().chunks("tiny").open()
-        if json.loads(line)["title"] == first["title"]
-    }
+    assert hits and hits[0][0] in {r["chunk_id"] for r in chunk_records() if r["title"] == first["title"]}
 
 
 def test_unchanged_input_reuses_sparse_cache_and_keeps_indexes(config_dir, instance):

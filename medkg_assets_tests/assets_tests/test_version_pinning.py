@@ -12,7 +12,7 @@ from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.storage.pinning import ArtefactSetError
 from medkg_assets_tests import pipeline
 from medkg_assets_tests.conftest import current_settings
-from medkg_assets_tests.pipeline import index, ingest, step_failure
+from medkg_assets_tests.pipeline import chunk_records, index, ingest, step_failure
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,13 @@ def test_search_after_rebuilding_only_the_chunks_reads_the_indexed_chunk_version
 ):
     ingest(instance, "tiny")
     index(instance, "tiny", "minilm_cpu")
-    indexed_version = paths().chunks("tiny").parent.name
+    indexed_version = paths().chunks("tiny").name
     indexed_chunks = {c.chunk_id for c in retriever().chunks.values()}
     shortened = shorten_first_document(config_dir)
     ingest(instance, "tiny")  # source_documents + chunks only: a new chunk version
-    current_chunks = {json.loads(line)["chunk_id"] for line in paths().chunks("tiny").open()}
+    current_chunks = {r["chunk_id"] for r in chunk_records()}
     gone = indexed_chunks - current_chunks
-    assert gone and paths().chunks("tiny").parent.name != indexed_version
+    assert gone and paths().chunks("tiny").name != indexed_version
     opened = retriever()
     assert opened.chunk_version == indexed_version and set(opened.chunks) == indexed_chunks
     query = query_about(config_dir, shortened)
@@ -98,4 +98,4 @@ def test_a_half_rebuilt_index_is_refused_by_every_reader_naming_the_stage_to_reb
         assert "rebuild sparse_vectors, sparse_index" in text, text
     # Rebuilding what the message names makes the set whole again.
     index(instance, "tiny", "minilm_cpu")
-    assert retriever().chunk_version == paths().chunks("tiny").parent.name
+    assert retriever().chunk_version == paths().chunks("tiny").name

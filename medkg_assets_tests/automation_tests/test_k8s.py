@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from medkg_assets.automation.k8s import K8S_CONFIG_TAG, gpu_k8s_config, profile_run_tags
+from medkg_assets.automation.k8s import GPU_STEPS, K8S_CONFIG_TAG, gpu_k8s_config, profile_run_tags
 from medkg_assets.definitions import build_definitions
 from medkg_assets.orchestration.partitions import build_partitions
 from medkg_assets_tests.conftest import current_settings
@@ -77,12 +77,17 @@ def test_k8s_executor_places_gpu_steps_of_a_gpu_profile_on_gpu_nodes():
     assert job.executor_def.name == "k8s"
     run_config = job.partitioned_config.get_run_config_for_partition_key("medquad_sample|qwen3_vllm")
     validate_run_config(job, run_config)
-    for gpu_step in ("dense_embeddings", "sparse_vectors", "rerank_manifest"):
+    # dagster-k8s looks a step's config up by its op's name: one pod per shard step of the encoders.
+    ops = {node.name for node in job.all_node_defs}
+    assert set(GPU_STEPS) <= ops
+    for gpu_step in GPU_STEPS:
         pod = step_pod(gpu_step, run_config)
         assert pod.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
         assert pod.node_selector == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
         assert [t.key for t in pod.tolerations] == ["nvidia.com/gpu"]
-    for cpu_step in ("faiss_index", "sparse_index", "opensearch_mapping", "processing_summary"):
+    cpu_steps = ("dense_embeddings_plan", "dense_embeddings_publish", "sparse_vectors_plan", "faiss_index")
+    for cpu_step in (*cpu_steps, "sparse_index", "opensearch_mapping", "processing_summary"):
+        assert cpu_step in ops
         pod = step_pod(cpu_step, run_config)
         assert not (pod.containers[0].resources and pod.containers[0].resources.limits)
         assert not pod.node_selector and not pod.tolerations
@@ -99,7 +104,7 @@ def test_cpu_profile_gets_no_gpu_anywhere_on_k8s():
     run_config = k8s_index_job().partitioned_config.get_run_config_for_partition_key(
         "medquad_sample|minilm_cpu"
     )
-    pod = step_pod("dense_embeddings", run_config)
+    pod = step_pod("dense_embeddings_shard", run_config)
     assert not pod.node_selector and not (pod.containers[0].resources and pod.containers[0].resources.limits)
 
 

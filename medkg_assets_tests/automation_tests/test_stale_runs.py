@@ -244,7 +244,7 @@ def test_a_run_killed_in_the_dense_step_does_not_block_the_next(tmp_path):
     first_log = tmp_path / "first.log"
     first = start_medkg(env, first_log, "run", "--namespace", "tiny")
     holder = wait_for(
-        lambda: [c for c in gpu_claims(instance) if c.step_key == "dense_embeddings"],
+        lambda: [c for c in gpu_claims(instance) if c.step_key.startswith("dense_embeddings.")],
         120,
         first,
         first_log,

@@ -26,7 +26,7 @@ def test_ingest_runs_without_dagster_and_reports_what_it_wrote(config_dir, data_
     assert (documents.documents, documents.skipped_records, documents.ignored) == (3, 0, [])
     assert chunks.documents == 3 and chunks.chunks >= 3
     layout = StageContext.build(current_settings(), "tiny").layout
-    assert layout.chunks("tiny").parent.name == chunks.chunk_version
+    assert layout.chunks("tiny").name == chunks.chunk_version
     assert chunks.to_metadata()["chunk_version"] == chunks.chunk_version
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from medkg_assets.storage.atomic import canonical_json
-from medkg_assets.storage.layout import CHUNKS_FILE, ArtifactLayout
+from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.storage.pinning import ALL_STAGES, ArtefactSetError, pin_chunk_version
 
 STORES = {
@@ -18,7 +18,7 @@ STORES = {
 
 def publish_chunks(layout, text):
     with layout.chunk_store("ns").build() as scratch:
-        (scratch / CHUNKS_FILE).write_text(text)
+        (scratch / "marker.txt").write_text(text)
     return layout.chunk_store("ns").current.name
 
 
@@ -41,8 +41,8 @@ def test_a_consistent_set_reads_the_chunks_it_was_built_from(layout):
     new = publish_chunks(layout, '{"chunk_id": "b"}\n')
     pinned = pin_chunk_version(layout, "ns", "p", ALL_STAGES)
     assert new != old and pinned.chunk_version == old
-    assert json.loads(pinned.chunks_file.read_text()) == {"chunk_id": "a"}
-    assert layout.chunks("ns").parent.name == new
+    assert json.loads((pinned.chunks_dir / "marker.txt").read_text()) == {"chunk_id": "a"}
+    assert layout.chunks("ns").name == new
 
 
 def test_indexes_of_different_chunk_versions_are_refused_naming_the_stale_stages(layout):

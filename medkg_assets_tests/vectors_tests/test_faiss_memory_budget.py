@@ -37,7 +37,15 @@ def test_an_ivf_pq_over_budget_names_a_smaller_code():
 def test_the_resource_refuses_before_building():
     vectors = np.random.default_rng(0).random((2000, 64), dtype=np.float32)
     tight = FaissIndexResource(memory_budget_gb=(2000 * 64 * 4 - 1) / GIB)
+    opened = []
+
+    def blocks():
+        opened.append(1)
+        return iter([vectors[:1000], vectors[1000:]])
+
     with pytest.raises(IndexMemoryError, match="flat index over 2,000 × 64-d"):
-        tight.build(vectors, FlatIndexSpec())
-    assert FaissIndexResource(memory_budget_gb=1.0).build(vectors, FlatIndexSpec()).index.ntotal == 2000
+        tight.build(blocks, 2000, 64, FlatIndexSpec())
+    assert opened == []  # refused before a single shard was read
+    built = FaissIndexResource(memory_budget_gb=1.0).build(blocks, 2000, 64, FlatIndexSpec())
+    assert built.index.ntotal == 2000
     assert FaissIndexResource().budget_bytes() > 0  # default: a share of this machine's RAM
