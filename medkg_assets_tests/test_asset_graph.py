@@ -8,7 +8,7 @@ After an intended change, review the diff and run `pytest --snapshot-update` on 
 from typing import Any
 
 import pytest
-from dagster import Definitions, MultiPartitionsDefinition
+from dagster import Definitions, MultiPartitionsDefinition, OpDefinition
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from medkg_assets.definitions import build_definitions
@@ -26,6 +26,17 @@ def _partitions(partitions_def: Any) -> Any:
     return list(partitions_def.get_partition_keys())
 
 
+def _op_tags(assets_def: Any) -> dict[str, Any]:
+    """An op-backed asset's op tags; for a graph-backed one, each op's tags and retry policy."""
+    node = assets_def.node_def
+    if isinstance(node, OpDefinition):
+        return dict(sorted(node.tags.items()))
+    return {
+        op.name: {"tags": dict(sorted(op.tags.items())), "pool": op.pool, "retry": str(op.retry_policy)}
+        for op in sorted(node.iterate_op_defs(), key=lambda o: o.name)
+    }
+
+
 def describe_asset_graph(defs: Definitions) -> dict[str, Any]:
     """Everything about the graph a UI user, a backfill or a Kubernetes pod depends on."""
     graph = defs.resolve_asset_graph()
@@ -37,7 +48,7 @@ def describe_asset_graph(defs: Definitions) -> dict[str, Any]:
             "group": node.group_name,
             "kinds": sorted(node.kinds),
             "pools": sorted(node.pools),
-            "op_tags": dict(sorted(node.assets_def.op.tags.items())) if node.assets_def.is_executable else {},
+            "op_tags": _op_tags(node.assets_def) if node.assets_def.is_executable else {},
             "code_version": node.code_version,
             "partitions": _partitions(node.partitions_def),
             "backfill_policy": str(node.backfill_policy) if node.backfill_policy else None,

@@ -33,11 +33,11 @@ from medkg_assets.stages.sharded import (
 )
 from medkg_assets.storage.shards import ShardError
 from medkg_assets.text.chunking import Chunk
-from medkg_assets.vectors.dense_artifact import DenseArtifact, DenseShard, dense_table
+from medkg_assets.vectors.dense_artifact import DenseArtifact, dense_table
 from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
 from medkg_assets.vectors.incremental import CachedRows, IncrementalResult, encode_incrementally
 from medkg_assets.vectors.parity import evaluate_parity
-from medkg_assets.vectors.shard_outputs import ShardOutputs
+from medkg_assets.vectors.shard_outputs import ShardOutputs, previous_shard
 from medkg_assets.vectors.validation import validate_vectors
 
 STAGE = "dense_embeddings"
@@ -156,7 +156,7 @@ def embed_dense_shard(ctx: StageContext, encoders: DenseEncoders, task: ShardTas
         validate_vectors(matrix, dims, profile.dense.normalize, chunk_ids, where)
 
     def encode(task: ShardTask, chunks: list[Chunk]) -> tuple[pa.Table, IncrementalResult]:
-        previous = _previous_shard(outputs, task.name)
+        previous = previous_shard(outputs.store, task.name, DenseArtifact.load)
         try:
             result = encode_incrementally(
                 chunks,
@@ -179,19 +179,6 @@ def embed_dense_shard(ctx: StageContext, encoders: DenseEncoders, task: ShardTas
         return table, result
 
     return run_shard(ctx, outputs, task, encode, profile, STAGE)
-
-
-def _previous_shard(outputs: ShardOutputs, name: str) -> tuple[str, DenseShard] | None:
-    """The published version's shard of that name and its cache key: the row-level cache."""
-    current = outputs.store.current
-    if current is None:
-        return None
-    try:
-        previous = DenseArtifact.load(current)
-        shard = previous.shard(name)
-    except (ShardError, OSError, ValueError, KeyError):
-        return None  # an unreadable or pre-sharding version: encode everything
-    return (previous.cache_key, shard) if shard is not None else None
 
 
 def publish_dense(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOutcome]) -> DenseReport:

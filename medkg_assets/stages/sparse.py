@@ -35,8 +35,8 @@ from medkg_assets.storage.atomic import canonical_json
 from medkg_assets.storage.shards import ShardError
 from medkg_assets.text.chunking import Chunk
 from medkg_assets.vectors.incremental import CachedRows, IncrementalResult, encode_incrementally
-from medkg_assets.vectors.shard_outputs import META_FILE, ShardOutputs
-from medkg_assets.vectors.sparse_artifact import SparseArtifact, SparseShard, sparse_table
+from medkg_assets.vectors.shard_outputs import META_FILE, ShardOutputs, previous_shard
+from medkg_assets.vectors.sparse_artifact import SparseArtifact, sparse_table
 
 STAGE = "sparse_vectors"
 # Bump when the encoding or pruning logic changes: cached vectors are reused only under the same key.
@@ -154,7 +154,7 @@ def encode_sparse_shard(ctx: StageContext, encoders: SparseEncoders, task: Shard
     where = f"{ctx.where} {task.name}"
 
     def encode(task: ShardTask, chunks: list[Chunk]) -> tuple[pa.Table, IncrementalResult]:
-        previous = _previous_shard(outputs, task.name)
+        previous = previous_shard(outputs.store, task.name, SparseArtifact.load)
         try:
             result = encode_incrementally(
                 chunks,
@@ -179,18 +179,6 @@ def encode_sparse_shard(ctx: StageContext, encoders: SparseEncoders, task: Shard
         return table, result
 
     return run_shard(ctx, outputs, task, encode, profile, STAGE)
-
-
-def _previous_shard(outputs: ShardOutputs, name: str) -> tuple[str, SparseShard] | None:
-    current = outputs.store.current
-    if current is None:
-        return None
-    try:
-        previous = SparseArtifact.load(current)
-        shard = previous.shard(name) if previous.enabled else None
-    except (ShardError, OSError, ValueError, KeyError):
-        return None  # an unreadable or pre-sharding version: encode everything
-    return (previous.cache_key, shard) if shard is not None else None
 
 
 def publish_sparse(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOutcome]) -> SparseReport:

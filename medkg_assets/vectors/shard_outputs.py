@@ -13,13 +13,23 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import pyarrow as pa
 
 from medkg_assets.storage.atomic import VersionedDirectory, canonical_json
-from medkg_assets.storage.shards import ShardError, ShardManifest, readable_rows, write_table
+from medkg_assets.storage.shards import (
+    ShardEntry,
+    ShardError,
+    ShardManifest,
+    read_table,
+    readable_rows,
+    write_table,
+)
 
 META_FILE = "meta.json"
 WORK_DIR = "work"
@@ -90,3 +100,129 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def load_meta(directory: Path) -> dict[str, Any]:
     meta: dict[str, Any] = json.loads((directory / META_FILE).read_text())
     return meta
+
+
+Shard = TypeVar("Shard", bound="RowsShard")
+
+
+@dataclass(frozen=True)
+class RowsShard:
+    """The rows every per-chunk output shard has: which chunk, of which document, of what text."""
+
+    entry: ShardEntry
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    content_hashes: list[str]
+
+
+def row_columns(table: pa.Table) -> tuple[list[str], list[str], list[str]]:
+    return (
+        table.column("chunk_id").to_pylist(),
+        table.column("doc_id").to_pylist(),
+        table.column("content_hash").to_pylist(),
+    )
+
+
+class ShardedArtifact(Generic[Shard]):
+    """A published version of a per-chunk stage: `meta.json`, `shards.json` and one Parquet file a
+    shard, read one shard at a time (or all at once by the few readers of small namespaces)."""
+
+    stage = ""  # the asset that writes it, named in repair hints
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.meta: dict[str, Any] = load_meta(directory)
+        self.manifest = (
+            ShardManifest.load(directory)
+            if self.meta.get("enabled", True)
+            else ShardManifest(shard_count=0, max_chunks_per_shard=0, shards=[])
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        return cls(directory)
+
+    def from_table(self, entry: ShardEntry, table: pa.Table) -> Shard:
+        raise NotImplementedError
+
+    @property
+    def cache_key(self) -> str:
+        return str(self.meta.get("cache_key", ""))
+
+    @property
+    def chunk_version(self) -> str:
+        return str(self.meta.get("chunk_version", ""))
+
+    @property
+    def count(self) -> int:
+        return self.manifest.rows
+
+    @property
+    def fix(self) -> str:
+        where = f"{self.meta.get('namespace')}|{self.meta.get('profile')}"
+        return f"rebuild {self.stage} for {where} ({self.directory} is damaged)"
+
+    def read_shard(self, entry: ShardEntry) -> Shard:
+        return self.from_table(entry, read_table(self.directory / entry.file, entry.rows, self.fix))
+
+    def shard(self, name: str) -> Shard | None:
+        """The shard of that name, if this version has it (the previous version as a row cache)."""
+        for entry in self.manifest.shards:
+            if entry.name == name:
+                return self.read_shard(entry)
+        return None
+
+    def shards(self) -> Iterator[Shard]:
+        for entry in self.manifest.shards:
+            yield self.read_shard(entry)
+
+    @cached_property
+    def _rows(self) -> tuple[list[str], list[str], list[str]]:
+        ids: list[str] = []
+        docs: list[str] = []
+        hashes: list[str] = []
+        for entry in self.manifest.shards:
+            table = read_table(self.directory / entry.file, entry.rows, self.fix, _ROW_COLUMNS)
+            shard_ids, shard_docs, shard_hashes = row_columns(table)
+            ids += shard_ids
+            docs += shard_docs
+            hashes += shard_hashes
+        return ids, docs, hashes
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return self._rows[0]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self._rows[1]
+
+    @property
+    def content_hashes(self) -> list[str]:
+        return self._rows[2]
+
+    def documents(self) -> int:
+        """Distinct documents: a document never spans shards, so per-shard counts add up."""
+        return sum(
+            len(set(read_table(self.directory / e.file, e.rows, self.fix, ["doc_id"]).column(0).to_pylist()))
+            for e in self.manifest.shards
+        )
+
+
+_ROW_COLUMNS = ("chunk_id", "doc_id", "content_hash")
+
+
+def previous_shard(
+    store: VersionedDirectory, name: str, load: Callable[[Path], ShardedArtifact[Shard]]
+) -> tuple[str, Shard] | None:
+    """The published version's shard of that name with its cache key: the row-level cache of a
+    shard step. None when there is no such version or shard, or it cannot be read (encode all)."""
+    current = store.current
+    if current is None:
+        return None
+    try:
+        previous = load(current)
+        shard = previous.shard(name) if previous.meta.get("enabled", True) else None
+    except (ShardError, OSError, ValueError, KeyError):
+        return None
+    return (previous.cache_key, shard) if shard is not None else None

@@ -7,16 +7,14 @@ saying so, with no shards, so that downstream stages can warn instead of failing
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
-from medkg_assets.storage.shards import ShardEntry, ShardManifest, read_table
-from medkg_assets.vectors.shard_outputs import load_meta
+from medkg_assets.storage.shards import ShardEntry
+from medkg_assets.vectors.shard_outputs import RowsShard, ShardedArtifact, row_columns
 
 TermWeights = dict[str, float]
 
@@ -39,40 +37,19 @@ def sparse_table(
 
 
 @dataclass(frozen=True)
-class SparseShard:
-    entry: ShardEntry
-    chunk_ids: list[str]
-    doc_ids: list[str]
-    content_hashes: list[str]
+class SparseShard(RowsShard):
     vectors: list[TermWeights]
 
-    @classmethod
-    def from_table(cls, entry: ShardEntry, table: pa.Table) -> SparseShard:
-        terms, weights = table.column("terms").to_pylist(), table.column("weights").to_pylist()
-        return cls(
-            entry,
-            table.column("chunk_id").to_pylist(),
-            table.column("doc_id").to_pylist(),
-            table.column("content_hash").to_pylist(),
-            [dict(zip(t, w, strict=True)) for t, w in zip(terms, weights, strict=True)],
-        )
 
-
-class SparseArtifact:
+class SparseArtifact(ShardedArtifact[SparseShard]):
     """A published sparse version (or the marker of a disabled stage)."""
 
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.meta: dict[str, Any] = load_meta(directory)
-        self.manifest = (
-            ShardManifest.load(directory)
-            if self.enabled
-            else ShardManifest(shard_count=0, max_chunks_per_shard=0, shards=[])
-        )
+    stage = "sparse_vectors"
 
-    @classmethod
-    def load(cls, directory: Path) -> SparseArtifact:
-        return cls(directory)
+    def from_table(self, entry: ShardEntry, table: pa.Table) -> SparseShard:
+        terms, weights = table.column("terms").to_pylist(), table.column("weights").to_pylist()
+        vectors = [dict(zip(t, w, strict=True)) for t, w in zip(terms, weights, strict=True)]
+        return SparseShard(entry, *row_columns(table), vectors)
 
     @property
     def enabled(self) -> bool:
@@ -83,60 +60,10 @@ class SparseArtifact:
         return str(self.meta.get("disabled_reason", ""))
 
     @property
-    def cache_key(self) -> str:
-        return str(self.meta.get("cache_key", ""))
-
-    @property
-    def chunk_version(self) -> str:
-        return str(self.meta.get("chunk_version", ""))
-
-    @property
     def model(self) -> str:
         return str(self.meta.get("model", ""))
 
-    @property
-    def count(self) -> int:
-        return self.manifest.rows
-
-    def read_shard(self, entry: ShardEntry) -> SparseShard:
-        fix = f"rebuild sparse_vectors (the version {self.directory} is damaged)"
-        return SparseShard.from_table(entry, read_table(self.directory / entry.file, entry.rows, fix))
-
-    def shard(self, name: str) -> SparseShard | None:
-        for entry in self.manifest.shards:
-            if entry.name == name:
-                return self.read_shard(entry)
-        return None
-
-    def shards(self) -> Iterator[SparseShard]:
-        for entry in self.manifest.shards:
-            yield self.read_shard(entry)
-
     @cached_property
-    def _whole(self) -> tuple[list[str], list[str], list[str], list[TermWeights]]:
-        ids: list[str] = []
-        docs: list[str] = []
-        hashes: list[str] = []
-        vectors: list[TermWeights] = []
-        for shard in self.shards():
-            ids += shard.chunk_ids
-            docs += shard.doc_ids
-            hashes += shard.content_hashes
-            vectors += shard.vectors
-        return ids, docs, hashes, vectors
-
-    @property
-    def chunk_ids(self) -> list[str]:
-        return self._whole[0]
-
-    @property
-    def doc_ids(self) -> list[str]:
-        return self._whole[1]
-
-    @property
-    def content_hashes(self) -> list[str]:
-        return self._whole[2]
-
-    @property
     def vectors(self) -> list[TermWeights]:
-        return self._whole[3]
+        """Every term map in shard order (small readers only)."""
+        return [v for shard in self.shards() for v in shard.vectors]
