@@ -25,7 +25,7 @@ from medkg_assets.stages.reports import (
 from medkg_assets.storage.shards import ShardError
 from medkg_assets.vectors.dense_artifact import DenseArtifact
 from medkg_assets.vectors.faiss_artifact import FaissArtifact
-from medkg_assets.vectors.faiss_indexes import BuiltIndex, self_recall_at_k
+from medkg_assets.vectors.faiss_indexes import BuiltIndex, self_recall_from_blocks
 
 STAGE = "faiss_index"
 
@@ -135,19 +135,21 @@ def _load_pair(ctx: StageContext) -> tuple[EmbeddingProfile, DenseArtifact, Fais
     return profile, dense, index
 
 
-def dims_problems(vectors: np.ndarray, index_dims: int | None, expected: int) -> list[str]:
+def dims_problems(vector_dims: set[int], index_dims: int | None, expected: int) -> list[str]:
     problems = []
-    if vectors.ndim != 2 or vectors.shape[1] != expected:
-        problems.append(f"vectors are {vectors.shape[1] if vectors.ndim == 2 else vectors.shape}-d")
+    if vector_dims - {expected}:
+        problems.append(f"vectors are {', '.join(str(d) for d in sorted(vector_dims))}-d")
     if index_dims is not None and index_dims != expected:
         problems.append(f"FAISS index is {index_dims}-d")
     return problems
 
 
 def check_dense_dimensions(ctx: StageContext) -> CheckOutcome:
-    """Every dense vector and the FAISS index have the profile's dims (DimensionMismatchError)."""
+    """Every dense vector and the FAISS index have the profile's dims (DimensionMismatchError);
+    the vectors' dims are read off each shard file's schema, no vector is loaded."""
     profile, dense, faiss_artifact = _load_pair(ctx)
-    problems = dims_problems(dense.vectors, faiss_artifact.index.d, profile.dense.dims)
+    vector_dims = dense.stored_dims()
+    problems = dims_problems(vector_dims, faiss_artifact.index.d, profile.dense.dims)
     return CheckOutcome(
         passed=not problems,
         description="; ".join(problems) + f"; profile {profile.name} says dims={profile.dense.dims}"
@@ -155,7 +157,7 @@ def check_dense_dimensions(ctx: StageContext) -> CheckOutcome:
         else f"vectors and index are {profile.dense.dims}-d",
         metadata={
             "expected_dims": profile.dense.dims,
-            "vector_dims": int(dense.vectors.shape[1]) if dense.vectors.ndim == 2 else -1,
+            "vector_dims": min(vector_dims) if len(vector_dims) == 1 else -1,
             "index_dims": int(faiss_artifact.index.d),
             "error_type": "DimensionMismatchError" if problems else "none",
         },
@@ -166,7 +168,9 @@ def check_self_recall(ctx: StageContext) -> CheckOutcome:
     """Recall@10 against exact search on sampled stored vectors ≥ the profile's floor."""
     profile, dense, faiss_artifact = _load_pair(ctx)
     floor = 1.0 if isinstance(profile.index, FlatIndexSpec) else profile.index.self_recall_floor
-    recall = self_recall_at_k(faiss_artifact.index, dense.vectors, k=10)
+    recall = self_recall_from_blocks(
+        faiss_artifact.index, lambda: (s.vectors for s in dense.shards()), dense.count, k=10
+    )
     return CheckOutcome(
         passed=recall >= floor - 1e-9,
         description=f"self-recall@10 {recall:.4f} (floor {floor:.2f}, {faiss_artifact.info['type']})",

@@ -12,8 +12,9 @@ from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from medkg_assets.storage.shards import ShardEntry
+from medkg_assets.storage.shards import ShardEntry, ShardError
 from medkg_assets.vectors.shard_outputs import RowsShard, ShardedArtifact, row_columns
 
 
@@ -71,6 +72,18 @@ class DenseArtifact(ShardedArtifact[DenseShard]):
     @property
     def normalized(self) -> bool:
         return bool(self.meta["normalized"])
+
+    def stored_dims(self) -> set[int]:
+        """The vector length each shard file's schema declares (its footer only is read)."""
+        dims = set()
+        for entry in self.manifest.shards:
+            try:
+                field = pq.read_schema(self.directory / entry.file).field("vector")
+            except (pa.ArrowException, OSError, KeyError) as error:
+                path = self.directory / entry.file
+                raise ShardError(f"shard file {path} is unreadable ({error}); {self.fix}") from error
+            dims.add(int(field.type.list_size))
+        return dims
 
     @cached_property
     def vectors(self) -> np.ndarray:

@@ -112,26 +112,50 @@ def training_sample(blocks: Callable[[], Iterator[np.ndarray]], n: int, size: in
     return np.ascontiguousarray(np.concatenate(picked))
 
 
-def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)[1]
+def exact_neighbours(blocks: Callable[[], Iterator[np.ndarray]], queries: np.ndarray, k: int) -> np.ndarray:
+    """Row ids of the exact top-k inner products over all blocks, one block in memory at a time."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((len(queries), 0), dtype=np.int64)
+    offset = 0
+    for block in blocks():
+        flat = faiss.IndexFlatIP(queries.shape[1])
+        flat.add(np.ascontiguousarray(block, dtype=np.float32))
+        scores, ids = flat.search(queries, min(k, len(block)))
+        best_scores = np.concatenate([best_scores, scores], axis=1)
+        best_ids = np.concatenate([best_ids, np.where(ids >= 0, ids + offset, -1)], axis=1)
+        keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(best_scores, keep, axis=1)
+        best_ids = np.take_along_axis(best_ids, keep, axis=1)
+        offset += len(block)
+    return best_ids
 
 
 def self_recall_at_k(
     index: faiss.Index, vectors: np.ndarray, k: int = 10, sample: int = 200, seed: int = 0
 ) -> float:
     """Recall@k of `index` against exact search, with sampled stored vectors as queries."""
-    n = len(vectors)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return self_recall_from_blocks(index, lambda: iter([vectors]), len(vectors), k, sample, seed)
+
+
+def self_recall_from_blocks(
+    index: faiss.Index,
+    blocks: Callable[[], Iterator[np.ndarray]],
+    n: int,
+    k: int = 10,
+    sample: int = 200,
+    seed: int = 0,
+) -> float:
+    """`self_recall_at_k` over vectors read block by block (one shard at a time)."""
     if n == 0:
         return 1.0
     k = min(k, n)
-    rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
-    queries = np.ascontiguousarray(vectors[rows], dtype=np.float32)
-    truth = exact_neighbours(vectors, queries, k)
+    queries = training_sample(blocks, n, sample, seed)
+    truth = exact_neighbours(blocks, queries, k)
     found = index.search(queries, k)[1]
     hits = sum(len(set(t) & set(f)) for t, f in zip(truth, found, strict=True))
-    return hits / (len(rows) * k)
+    return hits / (len(queries) * k)
 
 
 class IndexMemoryError(ValueError):
