@@ -146,10 +146,10 @@ class Steps:
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"{kind} {namespace} failed ({done.returncode}):\n{log.read_text()[-3000:]}")
         result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
-        result["wall_s"] = wall
+        result["wall_s"], result["log"] = wall, log.name
         print(
-            f"  {kind:<16} {namespace:<7} {wall:6.1f} s  rss {result['rss_mib']:7.1f} MiB"
-            f"  children {result['children_rss_mib']:7.1f} MiB",
+            f"  {kind:<16} {namespace:<7} {wall:6.1f} s  VmHWM {result['hwm_mib']:7.1f} MiB"
+            f"  children {result['children_hwm_mib']:7.1f} MiB  (ru_maxrss {result['ru_maxrss_mib']:.0f})",
             flush=True,
         )
         return result
@@ -172,12 +172,14 @@ def work_dir(namespace: str, stage: str = "dense") -> Path:
 # --- P7 memory, with P8 (4×) and P1 (1×) on the way ---------------------------------------------
 
 
-def memory_at_scale(steps: Steps, scale: int, namespace: str, extras: dict[str, Any]) -> list[dict[str, Any]]:
+def memory_at_scale(
+    steps: Steps, scale: int, namespace: str, extras: dict[str, Any], fill: bool, impact: bool
+) -> list[dict[str, Any]]:
     """Every measured step of one scale, in pipeline order; P1 (1×) and P8 (4×) run in the middle."""
     print(f"scale {scale}× ({namespace})", flush=True)
     rows = []
 
-    def row(step: str, result: dict[str, Any], note: str = "", rss: str = "rss_mib") -> None:
+    def row(step: str, result: dict[str, Any], note: str = "", rss: str = "hwm_mib") -> None:
         rows.append({"scale": scale, "step": step, "rss": result[rss], "note": note, "result": result})
 
     chunks = steps.run("chunks", namespace)
@@ -185,44 +187,54 @@ def memory_at_scale(steps: Steps, scale: int, namespace: str, extras: dict[str, 
     planned = steps.run("dense_plan", namespace)
     row("dense plan step (nothing finished yet)", planned, f"{planned['stage_s']:.2f} s")
     task = largest_task(planned["plan"])
-    dense_shard = steps.run("dense_shard", namespace, task)
     rows_in = task["chunk_shard"]["rows"]
+    dense_shard = steps.run("dense_shard", namespace, task)
     row(
         "dense shard step (largest shard)",
         dense_shard,
-        f"{rows_in} chunks, model load {dense_shard['model_load_s']:.1f} s, shard {dense_shard['shard_s']:.1f} s",
+        f"{rows_in} chunks; imports {dense_shard['import_s']:.1f} s, model load "
+        f"{dense_shard['model_load_s']:.1f} s, shard {dense_shard['shard_s']:.1f} s",
     )
     sparse_shard = steps.run("sparse_shard", namespace, task)
     row(
         "sparse shard step (same shard)",
         sparse_shard,
-        f"{rows_in} chunks, SPLADE load {sparse_shard['model_load_s']:.1f} s, "
+        f"{rows_in} chunks; SPLADE load {sparse_shard['model_load_s']:.1f} s, "
         f"shard {sparse_shard['shard_s']:.1f} s",
     )
-    # The rest of the dense shards: P1 in this process at 1×, P8 (kill -9, rerun) at 4×.
+    # The other dense shards: P1 at 1×, P8 (kill -9, rerun) at 4×, random vectors or encoding above.
+    filled = ""
     if scale == 1:
-        extras["p1"] = measure_p1(namespace)
+        extras["p1"] = steps.run("p1", namespace)
     elif scale == 4:
         extras["p8"] = measure_p8(steps, namespace)
+    elif fill:
+        done = steps.run("dense_fill", namespace)
+        filled = f"; {done['filled']:,} of the vectors random (not encoded)"
     else:
         steps.run("dense_all", namespace)
     publish = steps.run("dense_publish", namespace)
     row(
-        "dense plan + publish (all shards finished)",
+        "dense plan + publish (every shard finished)",
         publish,
-        f"plan {publish['plan_s']:.1f} s, publish {publish['publish_s']:.1f} s",
+        f"plan {publish['plan_s']:.1f} s, publish {publish['publish_s']:.1f} s{filled}",
     )
     faiss = steps.run("faiss", namespace)
-    row("FAISS flat build over all shards", faiss, f"index file {faiss['file_mib']:.1f} MiB")
-    if scale == 1:  # impact + BM25 at 1× only: SPLADE over every shard is ~23 texts/s here
+    row("FAISS flat build over all shards", faiss, f"index file {faiss['file_mib']:.1f} MiB{filled}")
+    if impact and scale == 1:  # SPLADE over every shard: ~10-23 texts/s here
         steps.run("sparse_all", namespace)
         lucene = steps.run("lucene", namespace)
         row("Lucene impact + BM25 build: Python", lucene, _lucene_note(lucene))
-        row("Lucene impact + BM25 build: JVM child", lucene, "RUSAGE_CHILDREN", "children_rss_mib")
+        row("Lucene impact + BM25 build: JVM child", lucene, "sampled VmHWM", "children_hwm_mib")
     steps.run("sparse_disabled", namespace)
     lucene = steps.run("lucene", namespace)
     row("Lucene BM25 build (sparse disabled): Python", lucene, _lucene_note(lucene))
-    row("Lucene BM25 build (sparse disabled): JVM child", lucene, "RUSAGE_CHILDREN", "children_rss_mib")
+    row(
+        "Lucene BM25 build (sparse disabled): JVM child",
+        lucene,
+        f"sampled VmHWM (ru_maxrss children {lucene['ru_maxrss_children_mib']:.0f})",
+        "children_hwm_mib",
+    )
     for r in rows:
         r["chunks"], r["shards"] = chunks["chunks"], chunks["shards"]
     return rows
@@ -230,53 +242,7 @@ def memory_at_scale(steps: Steps, scale: int, namespace: str, extras: dict[str, 
 
 def _lucene_note(result: dict[str, Any]) -> str:
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result["build_s"].items())
-    return f"{result['bm25']} docs; {seconds}"
-
-
-def measure_p1(namespace: str) -> dict[str, Any]:
-    """Stage ÷ raw throughput on the shards the stage still has to encode, model loaded once."""
-    from medkg_assets.encoders.dense import SentenceTransformerEncoder
-    from medkg_assets.model_reference import resolve_model
-    from medkg_assets.resources.encoders import DenseEncoderResource
-    from medkg_assets.settings import Settings
-    from medkg_assets.stages.context import StageContext
-    from medkg_assets.stages.dense import embed_dense, plan_dense
-    from medkg_assets.stages.ingest import shard_chunks
-
-    settings = Settings()
-    ctx = StageContext.build(settings, namespace, PROFILE)
-    profile = ctx.require_profile()
-    encoders = DenseEncoderResource(device="cpu")
-    plan = plan_dense(ctx, encoders)
-    pending = [t for t in plan.tasks if not t.finished]
-    texts = [
-        c.model_input
-        for t in pending
-        for c in shard_chunks(ctx, t.chunk_version, t.chunk_shard, profile).chunks
-    ]
-    encoder = SentenceTransformerEncoder(
-        resolve_model(profile.dense.model).location, "cpu", profile.dense.normalize, profile.dense.max_tokens
-    )
-    encoder.model.encode(texts[:64], batch_size=64)  # warm-up; the stage shares this loaded model
-    started = time.perf_counter()
-    encoder.model.encode(texts, batch_size=profile.dense.batch_size, normalize_embeddings=True)
-    raw_s = time.perf_counter() - started
-    started = time.perf_counter()
-    report = embed_dense(ctx, encoders)
-    stage_s = time.perf_counter() - started
-    assert report.embeddings_generated == len(texts), (report.embeddings_generated, len(texts))
-    n = len(texts)
-    print(f"  P1: raw {n / raw_s:.1f} chunks/s, stage {n / stage_s:.1f} chunks/s", flush=True)
-    return {
-        "chunks": n,
-        "shards": len(pending),
-        "raw_s": raw_s,
-        "stage_s": stage_s,
-        "raw_rate": n / raw_s,
-        "stage_rate": n / stage_s,
-        "ratio": raw_s / stage_s,
-        "batch": profile.dense.batch_size,
-    }
+    return f"{result['bm25']:,} docs; {seconds}"
 
 
 def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, Any]:
@@ -288,7 +254,8 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
     ctx = StageContext.build(Settings(), namespace, PROFILE)
     manifest = chunk_shards(ctx, current_chunk_version(ctx.layout, namespace))
     rows_of = {e.name: e.rows for e in manifest.shards}
-    total, target = len(manifest.shards), int(share * len(manifest.shards) + 0.999)
+    total = len(manifest.shards)
+    target = -(-total * 9 // 10) if share == 0.9 else int(share * total)
     work = work_dir(namespace)
     before = {p.name for p in work.glob("*.parquet")}
     log = steps.logs / "p8-killed.log"
@@ -309,19 +276,12 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
     killed_after = time.perf_counter() - started
     saved = {p.name: p.stat().st_mtime_ns for p in work.glob("*.parquet")}
     started_shards = _started_shards(log.read_text())
-    rerun_log = steps.logs / "p8-rerun.log"
-    with rerun_log.open("w") as err:
-        rerun = subprocess.run(
-            steps.command("dense_all", namespace), stdout=subprocess.PIPE, stderr=err, text=True
-        )
-    if rerun.returncode != 0:
-        raise RuntimeError(f"rerun failed:\n{rerun_log.read_text()[-3000:]}")
-    result = json.loads([x for x in rerun.stdout.splitlines() if x.startswith("RESULT ")][-1][7:])
-    encoded_again = _started_shards(rerun_log.read_text())
+    print(f"  P8: killed after {killed_after:.1f} s with {len(saved)}/{total} shards saved", flush=True)
+    result = steps.run("dense_all", namespace)
+    encoded_again = _started_shards((steps.logs / result["log"]).read_text())
     redone = [s for s in encoded_again if s in started_shards]
-    redone_rows = sum(rows_of[s] for s in redone)
     kept_intact = all((work / name).stat().st_mtime_ns == mtime for name, mtime in saved.items())
-    print(f"  P8: killed at {len(saved)}/{total} shards; rerun encoded {encoded_again}", flush=True)
+    print(f"  P8: rerun encoded {encoded_again}", flush=True)
     return {
         "shards": total,
         "chunks": manifest.rows,
@@ -332,10 +292,10 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
         "rerun_shards_encoded": result["shards_encoded"],
         "rerun_chunks_encoded": result["encoded"],
         "redone_shards": redone,
-        "redone_rows": redone_rows,
+        "redone_rows": sum(rows_of[s] for s in redone),
         "largest_shard": max(rows_of.values()),
         "kept_intact": kept_intact,
-        "rerun_s": result["stage_s"],
+        "rerun_s": result["wall_s"],
     }
 
 
@@ -422,32 +382,30 @@ def step_times(instance: Any, run_id: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def measure_dagster(root: Path, namespace: str) -> dict[str, Any]:
+def measure_dagster(steps: Steps, root: Path, namespace: str) -> dict[str, Any]:
     """max_concurrent 1 (2 threads) vs 2 (1 thread each) from scratch, then an all-finished rerun."""
     from dagster import DagsterInstance
 
     from medkg_assets.orchestration.partitions import register_namespaces
     from medkg_assets.settings import PROJECT_ROOT, Settings
-    from medkg_assets.stages.context import StageContext
-    from medkg_assets.stages.ingest import build_chunks, read_source_documents
 
     home = root / "dagster_home"
     home.mkdir()
     config = (PROJECT_ROOT / "dagster.yaml").read_text().replace("default_limit: 1", "default_limit: 2")
     assert "default_limit: 2" in config
     (home / "dagster.yaml").write_text(config)
-    settings = Settings()
-    read_source_documents(StageContext.build(settings, namespace))
-    build_chunks(StageContext.build(settings, namespace))
+    chunks = steps.run("chunks", namespace)
+    plan = steps.run("dense_plan", namespace)["plan"]
+    rows = {t["chunk_shard"]["name"].replace("-", "_"): t["chunk_shard"]["rows"] for t in plan["tasks"]}
     dense_root = work_dir(namespace).parent
-    runs = {}
+    runs: dict[str, Any] = {"chunks": chunks["chunks"], "rows": rows}
     with DagsterInstance.from_config(str(home)) as instance:
-        register_namespaces(instance, settings.namespaces)
+        register_namespaces(instance, Settings().namespaces)
         for concurrent, threads in ((1, 2), (2, 1)):
             shutil.rmtree(dense_root, ignore_errors=True)  # every run encodes every shard
-            print(f"  dagster: max_concurrent {concurrent}, {threads} thread(s) per step", flush=True)
-            runs[concurrent] = dagster_run(instance, namespace, concurrent, threads)
-            print(f"    {runs[concurrent]['wall_s']:.1f} s", flush=True)
+            print(f"  dagster: max_concurrent {concurrent}, {threads} torch thread(s) per step", flush=True)
+            runs[str(concurrent)] = dagster_run(instance, namespace, concurrent, threads)
+            print(f"    {runs[str(concurrent)]['wall_s']:.1f} s", flush=True)
         print("  dagster: rerun, every shard finished", flush=True)
         runs["kept"] = dagster_run(instance, namespace, 1, 2)
         print(f"    {runs['kept']['wall_s']:.1f} s", flush=True)
@@ -461,7 +419,7 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
     base = {r["step"]: r["rss"] for r in rows if r["scale"] == 1}
     table = []
     for r in rows:
-        ratio = f"{r['rss'] / base[r['step']]:.2f}" if r["step"] in base and base[r["step"]] else "-"
+        ratio = f"{r['rss'] / base[r['step']]:.2f}" if base.get(r["step"]) else "-"
         table.append(
             [
                 f"{r['scale']}×",
@@ -474,7 +432,7 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
             ]
         )
     return print_table(
-        f"P7: peak RSS per step, fresh process each, shards of ≤ {MAX_CHUNKS_PER_SHARD} chunks (synthetic corpus)",
+        f"P7: peak RSS (VmHWM) per step, a fresh process each, shards of ≤ {MAX_CHUNKS_PER_SHARD} chunks",
         ["scale", "chunks", "shards", "step", "peak RSS MiB", "ratio to 1×", "note"],
         table,
     )
@@ -482,8 +440,9 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
 
 def p8_table(p8: dict[str, Any]) -> str:
     share = p8["redone_rows"] / p8["chunks"]
+    redone = ", ".join(p8["redone_shards"]) or "none"
     return print_table(
-        f"P8: kill -9 of embed_dense at ~90 % of {p8['shards']} shards (4× synthetic, {p8['chunks']:,} chunks)",
+        f"P8: kill -9 of embed_dense at ~90 % of {p8['shards']} shards (4×, {p8['chunks']:,} chunks)",
         ["measure", "value", "target"],
         [
             [
@@ -492,7 +451,7 @@ def p8_table(p8: dict[str, Any]) -> str:
                 f"({p8['saved_before_run']} saved before the run)",
                 "",
             ],
-            ["shards started in the killed run", p8["started_in_killed_run"], ""],
+            ["shards the killed run had started", p8["started_in_killed_run"], ""],
             [
                 "rerun: shards / chunks encoded",
                 f"{p8['rerun_shards_encoded']} / {p8['rerun_chunks_encoded']}",
@@ -500,34 +459,37 @@ def p8_table(p8: dict[str, Any]) -> str:
             ],
             [
                 "re-encoded (started in both runs)",
-                f"{len(p8['redone_shards'])} shard(s), {p8['redone_rows']} chunks "
-                f"({', '.join(p8['redone_shards']) or 'none'})",
+                f"{len(p8['redone_shards'])} shard(s), {p8['redone_rows']} chunks ({redone})",
                 "≤ 1 shard",
             ],
             [
                 "re-encoded ÷ all chunks",
-                f"{share:.4f} (largest shard {p8['largest_shard'] / p8['chunks']:.4f})",
+                f"{share:.4f} (largest shard: {p8['largest_shard'] / p8['chunks']:.4f})",
                 "",
             ],
-            ["saved shards untouched by the rerun", "yes" if p8["kept_intact"] else "NO", "yes"],
-            ["rerun wall s (stage)", f"{p8['rerun_s']:.1f}", ""],
+            [
+                "shards saved before the kill untouched by the rerun",
+                "yes" if p8["kept_intact"] else "NO",
+                "yes",
+            ],
+            ["rerun wall s (fresh process)", f"{p8['rerun_s']:.1f}", ""],
         ],
     )
 
 
 def p1_table(p1: dict[str, Any]) -> str:
     return print_table(
-        f"P1 with sharding on: 1× synthetic, {p1['chunks']} chunks in {p1['shards']} shards, batch {p1['batch']}, CPU",
+        f"P1 with sharding on: 1×, {p1['chunks']} chunks in {p1['shards']} shards, batch {p1['batch']}, CPU",
         ["measure", "value", "target"],
         [
             [
-                "raw SentenceTransformer.encode (one call)",
+                "raw SentenceTransformer.encode (one call, all texts)",
                 f"{p1['raw_rate']:.1f} chunks/s ({p1['raw_s']:.1f} s)",
                 "",
             ],
             [
-                "dense stage (embed_dense, per shard)",
-                f"{p1['stage_rate']:.1f} chunks/s ({p1['stage_s']:.1f} s)",
+                "dense stage (embed_dense: plan, shard by shard, publish)",
+                f"{p1['stage_rate']:.1f} chunks/s ({p1['stage_s_p1']:.1f} s)",
                 "",
             ],
             ["P1 stage ÷ raw throughput", f"{p1['ratio']:.3f}", "≥ 0.95"],
@@ -535,115 +497,156 @@ def p1_table(p1: dict[str, Any]) -> str:
     )
 
 
-def dagster_tables(runs: dict[Any, dict[str, Any]], p1: dict[str, Any] | None) -> str:
-    def shard_steps(run: dict[str, Any]) -> list[dict[str, float]]:
-        return [v for k, v in run["steps"].items() if k.startswith(SHARD_OP)]
+def _shard_steps(run: dict[str, Any], rows: dict[str, int]) -> list[dict[str, float]]:
+    out = []
+    for key, value in run["steps"].items():
+        if key.startswith(SHARD_OP):
+            out.append({**value, "rows": rows[key.split("[")[1].rstrip("]")]})
+    return out
 
-    rows = []
-    one = runs[1]["wall_s"]
+
+def dagster_tables(runs: dict[str, Any], p1: dict[str, Any] | None, shard: dict[str, Any] | None) -> str:
+    rows = runs["rows"]
+    one = runs["1"]["wall_s"]
+    table = []
     for label, key in (
-        ("1 (2 torch threads)", 1),
-        ("2 (1 torch thread each)", 2),
-        ("1, every shard finished", "kept"),
+        ("1 (2 torch threads)", "1"),
+        ("2 (1 torch thread each)", "2"),
+        ("1, all kept", "kept"),
     ):
-        run, shards = runs[key], shard_steps(runs[key])
-        rows.append(
+        run, steps = runs[key], _shard_steps(runs[key], rows)
+        table.append(
             [
                 label,
-                len(shards),
+                len(steps),
                 f"{run['wall_s']:.1f}",
                 f"{one / run['wall_s']:.2f}",
-                f"{statistics.median(s['startup_s'] for s in shards):.1f}",
-                f"{statistics.median(s['op_s'] for s in shards):.1f}",
-                f"{statistics.median(s['total_s'] for s in shards):.1f}",
+                f"{runs['chunks'] / run['wall_s']:.1f}" if key != "kept" else "-",
+                f"{statistics.median(s['startup_s'] for s in steps):.1f}",
+                f"{statistics.median(s['op_s'] for s in steps):.1f}",
+                f"{statistics.median(s['total_s'] for s in steps):.1f}",
             ]
         )
     text = print_table(
-        "Dense stage through Dagster (multiprocess executor, gpu pool limit 2), 1× synthetic",
+        f"dense_embeddings through Dagster: {runs['chunks']} chunks (1×) in {len(rows)} shard steps, "
+        "multiprocess executor, gpu pool limit 2",
         [
             "max_concurrent",
             "shard steps",
             "run wall s",
             "speed-up vs 1",
-            "median spawn→STEP_START s",
-            "median op s",
+            "chunks/s",
+            "median worker start → STEP_START s",
+            "median STEP_START → SUCCESS s",
             "median step s",
         ],
-        rows,
+        table,
     )
-    other = {
-        k.split(".")[-1]: v["total_s"] for k, v in runs[1]["steps"].items() if not k.startswith(SHARD_OP)
+    others = {
+        k.split(".")[-1]: v["total_s"] for k, v in runs["1"]["steps"].items() if not k.startswith(SHARD_OP)
     }
-    kept = statistics.median(s["total_s"] for s in shard_steps(runs["kept"]))
-    loaded = statistics.median(s["total_s"] for s in shard_steps(runs[1]))
-    rate = p1["raw_rate"] if p1 else None
-    chunks = runs.get("rows_per_shard")
+    kept = statistics.median(s["total_s"] for s in _shard_steps(runs["kept"], rows))
+    encoding = _shard_steps(runs["1"], rows)
     lines = [
-        ["plan step (max_concurrent 1 run)", f"{other.get('dense_embeddings_plan', 0):.1f}"],
-        ["publish step (max_concurrent 1 run)", f"{other.get('dense_embeddings_publish', 0):.1f}"],
-        ["shard step, output already finished (spawn + imports + model-free check)", f"{kept:.1f}"],
-        ["shard step that loads the model and encodes (median)", f"{loaded:.1f}"],
+        ["plan step (max_concurrent 1 run)", f"{others.get('dense_embeddings_plan', 0):.1f}"],
+        ["publish step (max_concurrent 1 run)", f"{others.get('dense_embeddings_publish', 0):.1f}"],
+        ["shard step whose output is finished (spawn + imports + read the output)", f"{kept:.1f}"],
+        [
+            "shard step that loads the model and encodes, median",
+            f"{statistics.median(s['total_s'] for s in encoding):.1f}",
+        ],
     ]
-    if rate and chunks:
-        encode = chunks / rate
-        lines.append(
-            [f"  of which encoding {chunks:.0f} chunks at the raw rate {rate:.1f}/s", f"{encode:.1f}"]
-        )
-        lines.append(["  fixed overhead per encoding step (step − encoding)", f"{loaded - encode:.1f}"])
-    return text + print_table("Fixed per-step overhead (seconds)", ["step", "s"], lines)
+    if p1:
+        work = [s["rows"] / p1["raw_rate"] for s in encoding]
+        over = [s["total_s"] - w for s, w in zip(encoding, work, strict=True)]
+        lines += [
+            [
+                f"  its encoding at the raw rate ({p1['raw_rate']:.1f} chunks/s), median of "
+                f"{statistics.median(s['rows'] for s in encoding):.0f} chunks",
+                f"{statistics.median(work):.1f}",
+            ],
+            [
+                "  fixed overhead of an encoding step (step − encoding), median",
+                f"{statistics.median(over):.1f}",
+            ],
+            [
+                "  fixed overhead ÷ whole step, median",
+                f"{statistics.median(o / s['total_s'] for o, s in zip(over, encoding, strict=True)):.2f}",
+            ],
+        ]
+    if shard:
+        lines += [
+            ["fresh process (P7 1× dense step): spawn + imports + code location", f"{shard['import_s']:.1f}"],
+            ["fresh process (P7 1× dense step): MiniLM load", f"{shard['model_load_s']:.1f}"],
+        ]
+    return text + print_table("Fixed per-step cost, seconds", ["step", "s"], lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--skip-dagster", action="store_true")
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument(
+        "--encode-all",
+        action="store_true",
+        help="encode every dense shard above 4× (default: random unit vectors for FAISS and publish)",
+    )
+    parser.add_argument("--impact", action="store_true", help="also SPLADE all 1× shards: impact + BM25 row")
+    parser.add_argument("--keep", action="store_true", help="keep the data under the temp folder")
     args = parser.parse_args()
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="medkg-shard-bench-"))
-    print(f"work folder {root}", flush=True)
+    print(f"work folder {root}; load average {os.getloadavg()[0]:.2f}", flush=True)
     names = make_project(root, args.scales)
     steps = Steps(root)
     extras: dict[str, Any] = {}
-    rows = steps.run("dense_baseline", names[1])
-    baseline = rows["rss_mib"]
+    baseline = steps.run("dense_baseline", names[1])
     memory: list[dict[str, Any]] = []
+    loads = []
     for scale in sorted(set(args.scales) | {1}):
-        memory += memory_at_scale(steps, scale, names[scale], extras)
+        memory += memory_at_scale(steps, scale, names[scale], extras, not args.encode_all, args.impact)
+        loads.append(os.getloadavg()[0])
     runs = None
     if not args.skip_dagster:
-        runs = measure_dagster(root, "par1x")
-        from medkg_assets.settings import Settings
-        from medkg_assets.stages.context import StageContext
-        from medkg_assets.stages.ingest import chunk_shards, current_chunk_version
-
-        ctx = StageContext.build(Settings(), "par1x", PROFILE)
-        manifest = chunk_shards(ctx, current_chunk_version(ctx.layout, "par1x"))
-        runs["rows_per_shard"] = manifest.rows / len(manifest.shards)
+        runs = measure_dagster(steps, root, "par1x")
+        loads.append(os.getloadavg()[0])
     print("\n" + "=" * 80 + "\n")
     out = memory_table(memory)
     out += print_table(
         "Reference",
         ["process", "peak RSS MiB"],
-        [["imports + code location + MiniLM loaded, nothing encoded", f"{baseline:.0f}"]],
+        [["imports + code location + MiniLM loaded, one text encoded", f"{baseline['hwm_mib']:.0f}"]],
     )
     if "p8" in extras:
         out += p8_table(extras["p8"])
     if runs:
-        out += dagster_tables(runs, extras.get("p1"))
+        shard = next(
+            (r["result"] for r in memory if r["scale"] == 1 and r["step"].startswith("dense shard")), None
+        )
+        out += dagster_tables(runs, extras.get("p1"), shard)
     if "p1" in extras:
         out += p1_table(extras["p1"])
     total = time.perf_counter() - started
-    print(f"total wall time {total:.0f} s")
-    (root / "results.json").write_text(
-        json.dumps(
-            {"memory": memory, "extras": extras, "dagster": runs, "baseline": baseline}, default=str, indent=1
-        )
+    footer = (
+        f"total wall time {total:.0f} s; 1-min load average after each part: "
+        + ", ".join(f"{x:.1f}" for x in loads)
+        + f"; this process's own peak RSS {_own_hwm():.0f} MiB"
     )
-    (root / "tables.md").write_text(out + f"\ntotal wall time {total:.0f} s\n")
-    print(f"tables and raw results: {root}/tables.md, {root}/results.json")
+    print(footer)
+    (root / "results.json").write_text(
+        json.dumps({"memory": memory, "extras": extras, "dagster": runs, "baseline": baseline}, indent=1)
+    )
+    (root / "tables.md").write_text(out + "\n" + footer + "\n")
+    print(f"tables and raw results: {root}/tables.md, {root}/results.json, step logs in {root}/logs")
     if not args.keep:
         shutil.rmtree(root / "data", ignore_errors=True)
+
+
+def _own_hwm() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 if __name__ == "__main__":

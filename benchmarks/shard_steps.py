@@ -1,13 +1,19 @@
 """One measured step of `shard_bench.py`, run in a fresh process as a Dagster multiprocess step is.
 
 Each kind imports the package, builds the code location (`build_definitions`, as a step process
-loads it), runs one stage function and prints one line `RESULT {json}` with its peak RSS
-(ru_maxrss of this process and of its waited-for children: the Anserini JVM), phase seconds and
-what the stage returned. Settings come from the environment (MEDKG_CONFIG_DIR, MEDKG_DATA_DIR).
+loads it), runs one stage function and prints one line `RESULT {json}` with its peak RSS, phase
+seconds and what the stage returned. Settings come from the environment (MEDKG_CONFIG_DIR,
+MEDKG_DATA_DIR).
+
+Peak RSS is VmHWM (/proc/self/status): the high-water mark of this process's own address space.
+ru_maxrss is reported beside it but is not clean: Linux keeps the high-water mark of the address
+space a process had before execve (its parent's, after fork or vfork) in the same counter, so a
+small step started by a large parent reads the parent's peak. Children (the Anserini JVM of the
+Lucene build) are sampled every 50 ms: the largest VmHWM of any descendant.
 
 Usage: python benchmarks/shard_steps.py KIND NAMESPACE [--task FILE]
-KIND: chunks | dense_baseline | dense_plan | dense_shard | sparse_shard | dense_all | dense_publish |
-      sparse_all | sparse_disabled | faiss | lucene
+KIND: chunks | dense_baseline | dense_plan | dense_shard | sparse_shard | dense_all | dense_fill |
+      dense_publish | p1 | sparse_all | sparse_disabled | faiss | lucene
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,15 +35,58 @@ PROFILE = "minilm_cpu"
 STARTED = time.perf_counter()
 
 
-def peak_mib() -> dict[str, float]:
-    """ru_maxrss (KiB on Linux) of this process and of its largest waited-for child, in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rss_mib": round(own, 1), "children_rss_mib": round(children, 1)}
+def status_kib(pid: int | str, field: str = "VmHWM") -> int:
+    """A `/proc/<pid>/status` field in KiB (0 when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class ChildPeaks(threading.Thread):
+    """Samples the VmHWM of every descendant process every 50 ms (the JVM's own peak)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kib = 0
+        self.stopped = threading.Event()
+
+    def descendants(self, pid: int) -> list[int]:
+        found, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            for task in Path(f"/proc/{current}/task").glob("*"):
+                try:
+                    children = [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    continue
+                found += children
+                todo += children
+        return found
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            for child in self.descendants(os.getpid()):
+                self.peak_kib = max(self.peak_kib, status_kib(child))
+
+
+def peak_mib(children: ChildPeaks) -> dict[str, float]:
+    """VmHWM of this process and the sampled peak of its descendants; ru_maxrss for reference."""
+    return {
+        "hwm_mib": round(status_kib("self") / 1024, 1),
+        "children_hwm_mib": round(children.peak_kib / 1024, 1),
+        "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "ru_maxrss_children_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }
 
 
 def run(kind: str, namespace: str, task_file: Path | None) -> dict[str, Any]:
     """Run one step of `kind` and return what it measured."""
+    children = ChildPeaks()
+    children.start()
     from medkg_assets.definitions import build_definitions
     from medkg_assets.resources.encoders import DenseEncoderResource
     from medkg_assets.resources.faiss_store import FaissIndexResource
@@ -87,6 +138,10 @@ def run(kind: str, namespace: str, task_file: Path | None) -> dict[str, Any]:
             report = dense.embed_dense(ctx, dense_encoders)
             out.update(vectors=report.vectors, encoded=report.embeddings_generated, kept=report.shards_kept)
             out.update(shards_encoded=report.shards_encoded, shards=report.shards)
+        elif kind == "dense_fill":  # random unit vectors for every unfinished shard (no model)
+            out.update(filled=fill_dense(ctx, dense.plan_dense(ctx, dense_encoders)))
+        elif kind == "p1":
+            out.update(measure_p1(ctx, dense_encoders))
         elif kind == "dense_publish":  # what the publish step does once every shard is finished
             plan = dense.plan_dense(ctx, dense_encoders)
             out["plan_s"] = time.perf_counter() - started
@@ -112,8 +167,71 @@ def run(kind: str, namespace: str, task_file: Path | None) -> dict[str, Any]:
             raise SystemExit(f"unknown kind {kind!r}")
     out["stage_s"] = time.perf_counter() - started
     out["total_s"] = time.perf_counter() - STARTED
-    out.update(peak_mib())
+    time.sleep(0.1)  # one more sample of the children
+    children.stopped.set()
+    out.update(peak_mib(children))
     return out
+
+
+def fill_dense(ctx: Any, plan: Any) -> int:
+    """Save random unit vectors as the output of every unfinished shard; the rows filled."""
+    import numpy as np
+
+    from medkg_assets.stages.dense import dense_outputs
+    from medkg_assets.stages.ingest import shard_chunks
+    from medkg_assets.vectors.dense_artifact import dense_table
+
+    profile, outputs, rows = ctx.require_profile(), dense_outputs(ctx), 0
+    for task in plan.tasks:
+        if task.finished:
+            continue
+        chunks = shard_chunks(ctx, task.chunk_version, task.chunk_shard, profile).chunks
+        vectors = np.random.default_rng(task.position).standard_normal((len(chunks), profile.dense.dims))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [c.chunk_id for c in chunks]
+        outputs.save(
+            task.key, dense_table(ids, [c.doc_id for c in chunks], [c.content_hash for c in chunks], vectors)
+        )
+        rows += len(chunks)
+    return rows
+
+
+def measure_p1(ctx: Any, encoders: Any) -> dict[str, Any]:
+    """Stage ÷ raw throughput on the shards still to encode, same texts, batch and process."""
+    from medkg_assets.encoders.dense import SentenceTransformerEncoder
+    from medkg_assets.model_reference import resolve_model
+    from medkg_assets.stages.dense import embed_dense, plan_dense
+    from medkg_assets.stages.ingest import shard_chunks
+
+    profile = ctx.require_profile()
+    pending = [t for t in plan_dense(ctx, encoders).tasks if not t.finished]
+    texts = [
+        c.model_input
+        for t in pending
+        for c in shard_chunks(ctx, t.chunk_version, t.chunk_shard, profile).chunks
+    ]
+    encoder = SentenceTransformerEncoder(
+        resolve_model(profile.dense.model).location, "cpu", profile.dense.normalize, profile.dense.max_tokens
+    )
+    encoder.model.encode(texts[:64], batch_size=64)  # warm-up; the stage shares this loaded model
+    started = time.perf_counter()
+    encoder.model.encode(texts, batch_size=profile.dense.batch_size, normalize_embeddings=True)
+    raw_s = time.perf_counter() - started
+    started = time.perf_counter()
+    report = embed_dense(ctx, encoders)
+    stage_s = time.perf_counter() - started
+    assert report.embeddings_generated == len(texts), (report.embeddings_generated, len(texts))
+    n = len(texts)
+    return {
+        "chunks": n,
+        "shards": len(pending),
+        "raw_s": raw_s,
+        "stage_s_p1": stage_s,
+        "raw_rate": n / raw_s,
+        "stage_rate": n / stage_s,
+        "ratio": raw_s / stage_s,
+        "batch": profile.dense.batch_size,
+    }
 
 
 def main() -> None:
