@@ -31,8 +31,7 @@ def main() -> None:
     from medkg_assets.stages.context import StageContext
     from medkg_assets.stages.dense import embed_dense
     from medkg_assets.stages.ingest import build_chunks, read_source_documents
-    from medkg_assets.storage.atomic import read_jsonl
-    from medkg_assets.text.chunking import Chunk
+    from medkg_assets.text.chunk_shards import iter_chunk_shards
 
     config = Settings()
     profile = config.profiles.get("minilm_cpu")
@@ -57,7 +56,7 @@ def main() -> None:
 
     stage = StageContext.build(settings, args.namespace, "minilm_cpu")
     ingest()
-    chunks = [Chunk.from_record(r) for r in read_jsonl(stage.layout.chunks(args.namespace))]
+    chunks = [c for _, shard in iter_chunk_shards(stage.layout.chunks(args.namespace)) for c in shard]
     texts = [c.model_input for c in chunks]
     encoder = SentenceTransformerEncoder(
         resolve_model(profile.dense.model).location,

@@ -46,16 +46,15 @@ def main() -> None:
         write_text_collection,
     )
     from medkg_assets.settings import Settings
-    from medkg_assets.storage.atomic import read_jsonl
     from medkg_assets.storage.layout import ArtifactLayout
-    from medkg_assets.text.chunking import Chunk
+    from medkg_assets.text.chunk_shards import iter_chunk_shards
     from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
     config = Settings()
     profile = config.profiles.get("minilm_cpu")
     namespace = config.namespace(args.namespace)
     paths = ArtifactLayout(config.data_dir)
-    chunks = [Chunk.from_record(r) for r in read_jsonl(paths.chunks(args.namespace))]
+    chunks = [c for _, shard in iter_chunk_shards(paths.chunks(args.namespace)) for c in shard]
     encoder = SpladeEncoder(profile.sparse, "cpu")
     rows = []
     if args.from_artifacts:
