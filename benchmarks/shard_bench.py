@@ -586,6 +586,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--skip-dagster", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true", help="only the Dagster part (no P7, P8, P1)")
     parser.add_argument(
         "--encode-all",
         action="store_true",
@@ -603,7 +604,7 @@ def main() -> None:
     baseline = steps.run("dense_baseline", names[1])
     memory: list[dict[str, Any]] = []
     loads = []
-    for scale in sorted(set(args.scales) | {1}):
+    for scale in [] if args.skip_memory else sorted(set(args.scales) | {1}):
         memory += memory_at_scale(steps, scale, names[scale], extras, not args.encode_all, args.impact)
         loads.append(os.getloadavg()[0])
     runs = None

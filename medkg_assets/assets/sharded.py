@@ -122,7 +122,7 @@ def sharded_asset(
                 plans[key] = {"report": planned.model_dump(mode="json")}
                 continue
             plans[key] = {"plan": planned.model_dump(mode="json")}
-            for task in planned.tasks:
+            for task in planned.pending:  # finished shards get no step (no pod): publish keeps them
                 yield DynamicOutput(
                     ShardWork(key, task),
                     mapping_key=mapping_key(position, len(keys), task),

@@ -28,8 +28,10 @@ from medkg_assets.stages.sharded import (
     ShardTask,
     plan_shards,
     publish_shards,
+    run_pending,
     run_shard,
     summed,
+    with_kept_shards,
 )
 from medkg_assets.storage.shards import ShardError
 from medkg_assets.text.chunking import Chunk
@@ -186,6 +188,7 @@ def publish_dense(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOu
     profile = ctx.require_profile()
     outputs = dense_outputs(ctx)
     try:
+        outcomes = with_kept_shards(outputs, plan, outcomes)
         publish_shards(
             outputs,
             plan,
@@ -249,7 +252,7 @@ def publish_dense(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOu
 def embed_dense(ctx: StageContext, encoders: DenseEncoders) -> DenseReport:
     """Every shard in this process, then publish (the CLI and benchmarks; Dagster fans out)."""
     plan = plan_dense(ctx, encoders)
-    outcomes = [embed_dense_shard(ctx, encoders, task) for task in plan.tasks]
+    outcomes = run_pending(ctx, plan, lambda task: embed_dense_shard(ctx, encoders, task), STAGE)
     return publish_dense(ctx, plan, outcomes)
 
 

@@ -53,6 +53,11 @@ class ShardPlan(BaseModel):
     def finished(self) -> int:
         return sum(t.finished for t in self.tasks)
 
+    @property
+    def pending(self) -> list[ShardTask]:
+        """The shards a step must encode (the others' outputs were on disk at planning)."""
+        return [t for t in self.tasks if not t.finished]
+
 
 class ShardOutcome(BaseModel):
     """What one shard step did; the publish step sums these into the stage's report."""
@@ -156,29 +161,44 @@ def run_shard(
     )
 
 
-def run_all_shards(
-    ctx: StageContext,
-    outputs: ShardOutputs,
-    plan: ShardPlan,
-    encode: EncodeShard,
-    profile: EmbeddingProfile,
-    stage: str,
+def run_pending(
+    ctx: StageContext, plan: ShardPlan, run_one: Callable[[ShardTask], ShardOutcome], stage: str
 ) -> list[ShardOutcome]:
-    """Every shard in turn, in this process (the CLI, benchmarks; Dagster runs one step each)."""
+    """Every shard to encode, in turn, in this process (the CLI, benchmarks; Dagster runs a step
+    each), with counts, rate and ETA across shards; finished shards are left to `with_kept_shards`."""
     started, done, outcomes = time.perf_counter(), 0, []
-    pending_rows = sum(t.chunk_shard.rows for t in plan.tasks if not t.finished)
-    for task in plan.tasks:
-        outcomes.append(run_shard(ctx, outputs, task, encode, profile, stage))
-        if not outcomes[-1].kept:
-            done += task.chunk_shard.rows
-            elapsed = time.perf_counter() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (pending_rows - done) / rate if rate else 0.0
-            ctx.log.info(
-                f"{stage} {ctx.where}: {task.position}/{task.total} shards, {done}/{pending_rows} chunks "
-                f"encoded, {rate:.1f} chunks/s, ETA {eta:.0f}s"
-            )
+    pending_rows = sum(t.chunk_shard.rows for t in plan.pending)
+    for number, task in enumerate(plan.pending, start=1):
+        outcomes.append(run_one(task))
+        done += task.chunk_shard.rows
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (pending_rows - done) / rate if rate else 0.0
+        ctx.log.info(
+            f"{stage} {ctx.where}: {number}/{len(plan.pending)} shards to encode done, "
+            f"{done}/{pending_rows} chunks, {rate:.1f} chunks/s, ETA {eta:.0f}s"
+        )
     return outcomes
+
+
+def with_kept_shards(
+    outputs: ShardOutputs, plan: ShardPlan, outcomes: Sequence[ShardOutcome]
+) -> list[ShardOutcome]:
+    """The outcomes of the encoded shards plus one for every shard the plan found finished (no
+    step was spent on those: a rerun after a 1 % change starts a step, or a pod, per changed shard)."""
+    done = {o.shard for o in outcomes}
+    kept = []
+    for task in plan.tasks:
+        if task.name in done or not task.finished:
+            continue
+        rows = outputs.finished_rows(task.key)
+        if rows is None:
+            raise ShardError(
+                f"{task.name} (output {outputs.path(task.key)}) was finished when the stage was planned "
+                "and is now missing or unreadable; rerun the stage: that shard is encoded again"
+            )
+        kept.append(ShardOutcome(shard=task.name, key=task.key, rows=rows, kept=True))
+    return [*outcomes, *kept]
 
 
 def publish_shards(

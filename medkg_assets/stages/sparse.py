@@ -28,8 +28,10 @@ from medkg_assets.stages.sharded import (
     ShardTask,
     plan_shards,
     publish_shards,
+    run_pending,
     run_shard,
     summed,
+    with_kept_shards,
 )
 from medkg_assets.storage.atomic import canonical_json
 from medkg_assets.storage.shards import ShardError
@@ -185,6 +187,7 @@ def publish_sparse(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardO
     profile = ctx.require_profile()
     outputs = sparse_outputs(ctx)
     try:
+        outcomes = with_kept_shards(outputs, plan, outcomes)
         publish_shards(
             outputs,
             plan,
@@ -238,7 +241,7 @@ def encode_sparse(ctx: StageContext, encoders: SparseEncoders, enabled: bool) ->
     if not enabled:
         return write_sparse_disabled(ctx)
     plan = plan_sparse(ctx, encoders)
-    outcomes = [encode_sparse_shard(ctx, encoders, task) for task in plan.tasks]
+    outcomes = run_pending(ctx, plan, lambda task: encode_sparse_shard(ctx, encoders, task), STAGE)
     return publish_sparse(ctx, plan, outcomes)
 
 
