@@ -135,6 +135,30 @@ def stage_errors_as_failures(allow_retries: bool = True) -> Iterator[None]:
         raise failure from (error.__cause__ or error)
 
 
+@contextmanager
+def failures_reported(
+    context: OpExecutionContext,
+    settings: Settings,
+    telemetry: TelemetryResource,
+    partition_key: str,
+    stage: str,
+    provider: str,
+) -> Iterator[None]:
+    """For a step that is part of a stage but not its telemetry batch (a shard plan or a shard
+    step, whose publish step records the batch): its failure is still a `failed` stage event and
+    an error-type count, as if the stage had run in one step."""
+    try:
+        yield
+    except Exception:
+        stage_ctx = stage_context(context, settings, partition_key)
+        profile = stage_ctx.profile.name if stage_ctx.profile else "-"
+        run_id = context.run.run_id
+        with telemetry.stage_batch(
+            context.log, run_id, stage_ctx.namespace_name, stage_ctx.tenant, profile, stage, provider
+        ):
+            raise
+
+
 def materialize_result(settings: Settings, report: Report) -> MaterializeResult:
     version = report.data_version
     return MaterializeResult(

@@ -35,6 +35,7 @@ from dagster import (
 )
 
 from medkg_assets.assets.context import (
+    failures_reported,
     guard_access,
     namespace_mapping,
     run_stage,
@@ -112,12 +113,14 @@ def sharded_asset(
     )
     def plan_op(context: OpExecutionContext) -> Iterator[Output[Any] | DynamicOutput[ShardWork]]:
         keys = [str(k) for k in context.partition_keys]
-        guard_access(context, settings, context.resources.telemetry, keys, EMBED_SCOPE)
+        telemetry = context.resources.telemetry
+        guard_access(context, settings, telemetry, keys, EMBED_SCOPE)
         resource = getattr(context.resources, spec.resource)
         plans: dict[str, dict[str, Any]] = {}
         for position, key in enumerate(keys):
-            with stage_errors_as_failures():
-                planned = spec.plan(stage_context(context, settings, key), resource, context.op_config)
+            with failures_reported(context, settings, telemetry, key, spec.stage, spec.provider):
+                with stage_errors_as_failures():
+                    planned = spec.plan(stage_context(context, settings, key), resource, context.op_config)
             if isinstance(planned, Report):
                 plans[key] = {"report": planned.model_dump(mode="json")}
                 continue
@@ -132,15 +135,17 @@ def sharded_asset(
 
     @op(
         name=spec.shard_op,
-        required_resource_keys={spec.resource},
+        required_resource_keys={"telemetry", spec.resource},
         pool=GPU_POOL,
         tags={GPU_STAGE_TAG: spec.gpu_tag},
         retry_policy=SHARD_RETRY,
     )
     def shard_op(context: OpExecutionContext, work: ShardWork) -> dict[str, Any]:
         ctx = stage_context(context, settings, work.partition_key)
-        with stage_errors_as_failures(allow_retries=False):
-            outcome = spec.encode(ctx, getattr(context.resources, spec.resource), work.task)
+        telemetry = context.resources.telemetry
+        with failures_reported(context, settings, telemetry, work.partition_key, spec.stage, spec.provider):
+            with stage_errors_as_failures(allow_retries=False):
+                outcome = spec.encode(ctx, getattr(context.resources, spec.resource), work.task)
         return {"partition_key": work.partition_key, "outcome": outcome.model_dump(mode="json")}
 
     @op(name=f"{spec.asset}_publish", out=Out(Nothing), required_resource_keys={"telemetry"})
