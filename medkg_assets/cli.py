@@ -251,6 +251,81 @@ def search_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_command(args: argparse.Namespace) -> int:
+    """Score a BEIR/TREC query set against a built namespace × profile, per stage, with the rerank
+    manifest's pipeline; one TREC run file per stage into --run-dir."""
+    from medkg_assets.stages.rerank import STAGES
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown or not stages:
+        print(
+            f"medkg: unknown stage(s) {', '.join(unknown) or '(none)'}; choose from {','.join(STAGES)}",
+            file=sys.stderr,
+        )
+        return 2
+    for path in (args.queries, args.qrels):
+        if not path.is_file():
+            print(f"medkg: no such file: {path}", file=sys.stderr)
+            return 2
+    from medkg_assets.definitions import build_resources
+    from medkg_assets.encoders.rerank import RerankerUnavailableError
+    from medkg_assets.evaluation.eval_set import load_eval_set
+    from medkg_assets.stages.context import StageContext
+    from medkg_assets.stages.query_eval import format_table, rank_query_set, write_trec_runs
+    from medkg_assets.stages.rerank import RetrievalOptions, open_retriever
+    from medkg_assets.stages.serving import live_profile
+    from medkg_assets.storage.layout import ArtifactLayout
+
+    config = _settings()
+    namespace = config.namespace(args.namespace).name
+    profile = config.profiles.get(
+        args.profile or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
+    )
+    # The manifest's depths (a deeper -k deepens the first stage, which can change the fusion)
+    options = RetrievalOptions(first_stage_k=max(args.k, RetrievalOptions().first_stage_k))
+    resources = build_resources(config)
+    retriever = open_retriever(
+        StageContext.build(config, namespace, profile.name),
+        resources["dense_encoder"],
+        resources["sparse_encoder"],
+        resources["lucene"],
+        options.rrf_k,
+    )
+    try:  # judgments of documents outside the collection are dropped, as the rerank manifest does
+        eval_set = load_eval_set(args.queries, args.qrels, {c.doc_id for c in retriever.chunks.values()})
+    except (ValueError, KeyError) as error:
+        print(f"medkg: bad eval set {args.queries} / {args.qrels}: {error}", file=sys.stderr)
+        return 2
+    if not eval_set.queries:
+        print(
+            f"medkg: no judged query of {args.queries} has a judgment in {args.qrels} for a document "
+            f"of {namespace}",
+            file=sys.stderr,
+        )
+        return 2
+    model = None
+    if "reranked" in stages:
+        try:
+            model = resources["reranker"].open(profile, config.models_dir)
+        except RerankerUnavailableError as error:
+            print(f"medkg: rerank unavailable: {error}", file=sys.stderr)
+            return 2
+    batch_cap = resources["reranker"].batch_cap
+    result = rank_query_set(retriever, eval_set, stages, options, model, batch_cap)
+    print(
+        f"namespace={namespace} profile={profile.name} queries={result.queries} "
+        f"chunk_version={retriever.chunk_version}"
+    )
+    print(format_table(result))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if args.run_dir is not None:
+        for path in write_trec_runs(result, args.run_dir, args.k):
+            print(f"run file: {path}")
+    return 0
+
+
 def _failure_reason(result) -> str:
     """The step failure's own description (a Dagster `Failure`), else the error message."""
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data
@@ -377,6 +452,17 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("-k", type=positive_int, default=10, help="hits to show (≥ 1)")
     search.add_argument("--json", action="store_true", help="print hits as JSON")
     search.set_defaults(handler=search_command)
+    evaluate = commands.add_parser(
+        "eval", help="score a BEIR/TREC query set against a built namespace × profile, per stage"
+    )
+    evaluate.add_argument("--namespace", required=True)
+    evaluate.add_argument("--profile", default=None, help="default: the live profile, else the resolved one")
+    evaluate.add_argument("--queries", type=Path, required=True, help="BEIR queries.jsonl (_id, text)")
+    evaluate.add_argument("--qrels", type=Path, required=True, help="qrels TSV: query-id, corpus-id, score")
+    evaluate.add_argument("--stages", default="dense,sparse,bm25,hybrid,reranked", help="comma-separated")
+    evaluate.add_argument("--run-dir", type=Path, default=None, help="write <stage>.run TREC run files here")
+    evaluate.add_argument("-k", type=positive_int, default=100, help="documents per query in the run files")
+    evaluate.set_defaults(handler=eval_command)
     promote = commands.add_parser("promote", help="make a profile live for a namespace (gated)")
     promote.add_argument("--namespace", required=True)
     promote.add_argument("--profile", default=None, help="default: candidate in rollout, else baseline")

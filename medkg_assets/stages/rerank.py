@@ -204,6 +204,32 @@ def _candidates(ranking: Ranking, retriever: Retriever) -> list[Candidate]:
     ]
 
 
+def rerank_pool(runs: dict[str, list[Ranking]], index: int, options: RetrievalOptions) -> Ranking:
+    """The chunks the CrossEncoder scores for query `index`: the top of its fused (hybrid) ranking."""
+    return runs["hybrid"][index][: options.rerank_candidates]
+
+
+def rerank_candidates(
+    query: str, candidates: Ranking, model: CrossEncoderReranker, batch_cap: int, retriever: Retriever
+) -> tuple[Ranking, list[int]]:
+    """One query's candidates scored by the CrossEncoder, best first (ties by chunk id), and the
+    batch sizes used (they shrink on out-of-memory)."""
+    pairs = [(query, retriever.chunks[cid].model_input) for cid, _ in candidates]
+    scores, batches = encode_in_batches(
+        pairs, model.score, min(batch_cap, max(1, len(pairs))), release_memory=model.release_memory
+    )
+    order = sorted(zip((cid for cid, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
+    return order, list(batches.sizes_used)
+
+
+def document_run(
+    query_ids: list[str], rankings: list[Ranking], chunk_to_doc: dict[str, str]
+) -> dict[str, list[tuple[str, float]]]:
+    """Chunk rankings (in query order) → query id → document ranking, each document at the rank and
+    score of its best chunk: what the eval set's per-document judgments score."""
+    return {q: collapse_to_documents(rankings[i], chunk_to_doc) for i, q in enumerate(query_ids)}
+
+
 def _rerank_entry(
     entry: ManifestEntry,
     candidates: Ranking,
@@ -214,15 +240,11 @@ def _rerank_entry(
     """Score one query's candidates with the CrossEncoder into `entry`; returns the reranked
     order and the batch sizes used (they shrink on out-of-memory)."""
     started = time.perf_counter()
-    pairs = [(entry.query, retriever.chunks[cid].model_input) for cid, _ in candidates]
-    scores, batches = encode_in_batches(
-        pairs, model.score, min(batch_cap, max(1, len(pairs))), release_memory=model.release_memory
-    )
-    order = sorted(zip((cid for cid, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
+    order, sizes = rerank_candidates(entry.query, candidates, model, batch_cap, retriever)
     entry.reranked = _candidates(order, retriever)
     entry.latency_ms = round(1000 * (time.perf_counter() - started), 2)
     entry.gpu_peak_memory_bytes = peak_memory_bytes(model.device)
-    return order, list(batches.sizes_used)
+    return order, sizes
 
 
 def _eval_set(ctx: StageContext, retriever: Retriever, warnings: list[str]) -> EvalSet:
@@ -277,8 +299,8 @@ def build_rerank_manifest(
     chunk_to_doc = {cid: c.doc_id for cid, c in retriever.chunks.items()}
     doc_runs = {
         stage: {
-            q: [d for d, _ in collapse_to_documents(runs[stage][i], chunk_to_doc)]
-            for i, q in enumerate(query_ids)
+            q: [d for d, _ in ranking]
+            for q, ranking in document_run(query_ids, runs[stage], chunk_to_doc).items()
         }
         for stage in runs
     }
@@ -295,7 +317,7 @@ def build_rerank_manifest(
     entries, reranked_run, batch_sizes = [], {}, set()
     progress = Progress(f"rerank {ctx.key}", len(query_ids), ctx.log.info)
     for i, query_id in enumerate(query_ids):
-        candidates = runs["hybrid"][i][: options.rerank_candidates]
+        candidates = rerank_pool(runs, i, options)
         entry = ManifestEntry(
             query_id=query_id, query=texts[i], candidates=_candidates(candidates, retriever)
         )
