@@ -7,18 +7,24 @@ answers (fixed seed; the 1× corpus is a subset of the 4×, which is a subset of
 sizing only, never for retrieval quality. Every namespace has `sharding: {max_chunks_per_shard:
 256}` (a fixed shard size), in a generated copy of `config/` like `make_tiny_project` makes.
 
-- P7: peak RSS (ru_maxrss) of each step in a fresh subprocess (benchmarks/shard_steps.py), as a
-  Dagster multiprocess step runs: chunks; one dense shard step; one sparse shard step; the FAISS
-  build over all shards; the Lucene build (Python and the Anserini JVM child); dense plan + publish.
-- P8: `embed_dense` in a subprocess on the 4× corpus, SIGKILLed once ~90 % of the shards are saved,
-  then rerun: chunks re-encoded ÷ all chunks (target: at most one shard's rows).
+- P7: peak RSS of each step in a fresh subprocess (benchmarks/shard_steps.py), as a Dagster
+  multiprocess step runs, at 1×, 4× and 8×: chunks; the dense plan; one dense and one sparse shard
+  step (the largest shard); dense plan + publish; the FAISS flat build over all shards; the Lucene
+  BM25 build (Python, and the Anserini JVM child). Peak RSS is VmHWM, not ru_maxrss: see
+  shard_steps.py. Above 4× the dense shards other than the measured one get random unit vectors
+  (`--encode-all` encodes them); `--whole-scales` (default 32×) runs only the whole-namespace steps
+  over random vectors. `--impact` adds SPLADE over every 1× shard and the impact + BM25 build.
+- P8: `embed_dense` in a subprocess on the 4× corpus, SIGKILLed mid-shard once ~90 % of the shards
+  are saved, then rerun: chunks re-encoded ÷ all chunks (target: at most one shard's rows).
 - Parallelism: the `dense_embeddings` graph asset through `execute_job` with the multiprocess
-  executor, max_concurrent 1 (2 torch threads) vs 2 (1 thread each), gpu pool limit 2; step
-  durations from the run's events; then a rerun whose every shard is finished (fixed overhead).
+  executor, max_concurrent 1 (2 torch threads) vs 2 (1 thread each), gpu pool limit 2, every shard
+  encoded; then one document removed from every shard (steps that only reassemble cached rows, no
+  model); then nothing changed (no shard step). Step times from the run's events.
 - P1: `embed_dense` throughput ÷ `SentenceTransformer.encode` of the same texts, same batch size,
-  same process, model loaded once (target ≥ 0.95).
+  same process, model loaded once (target ≥ 0.95), and the padded tokens of both ways of batching.
 
-Usage: python benchmarks/shard_bench.py [--scales 1 4 8] [--skip-dagster] [--keep]
+Usage: python benchmarks/shard_bench.py [--scales 1 4 8] [--whole-scales 32] [--skip-dagster]
+       [--keep] [--only p1 p8] [--render results.json]
 """
 
 from __future__ import annotations
@@ -54,11 +60,13 @@ SHARD_OP = "dense_embeddings.dense_embeddings_shard"
 # --- synthetic project -------------------------------------------------------------------------
 
 
-def synthetic_records(copies: int, seed: int = SEED) -> list[dict[str, Any]]:
-    """`copies` shuffled copies of the sample's answers with new ids (copy c is the same in every scale)."""
+def synthetic_records(copies: int, seed: int = SEED, answers: int | None = None) -> list[dict[str, Any]]:
+    """`copies` shuffled copies of the sample's answers with new ids (copy c is the same in every scale);
+    `answers` keeps only the first ones (quick checks of the script)."""
     from medkg_assets.samples import SAMPLE_CORPUS
 
     records = [json.loads(line) for line in SAMPLE_CORPUS.read_text().splitlines() if line.strip()]
+    records = records[:answers]
     splitter = re.compile(r"(?<=[.!?])\s+")
     sentences = [splitter.split(r["text"].strip()) for r in records]
     pool = [s for group in sentences for s in group]
@@ -90,7 +98,7 @@ def namespace_yaml(source: Path) -> str:
     )
 
 
-def make_project(root: Path, scales: list[int]) -> dict[int, str]:
+def make_project(root: Path, scales: list[int], answers: int | None = None) -> dict[int, str]:
     """Config copy with namespaces `syn<k>x` (one per scale) and `par1x` (1× again, for Dagster)."""
     from medkg_assets.settings import PROJECT_ROOT
 
@@ -102,10 +110,11 @@ def make_project(root: Path, scales: list[int]) -> dict[int, str]:
     for scale in sorted(set(scales) | {1}):
         source = root / "sources" / f"syn{scale}x.jsonl"
         source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text("".join(json.dumps(r) + "\n" for r in synthetic_records(scale)))
+        source.write_text("".join(json.dumps(r) + "\n" for r in synthetic_records(scale, answers=answers)))
         names[scale] = f"syn{scale}x"
         (config / "namespaces" / f"syn{scale}x.yaml").write_text(namespace_yaml(source))
-    (config / "namespaces" / "par1x.yaml").write_text(namespace_yaml(root / "sources" / "syn1x.jsonl"))
+    shutil.copy(root / "sources" / "syn1x.jsonl", root / "sources" / "par1x.jsonl")
+    (config / "namespaces" / "par1x.yaml").write_text(namespace_yaml(root / "sources" / "par1x.jsonl"))
     os.environ["MEDKG_CONFIG_DIR"] = str(config)
     os.environ["MEDKG_DATA_DIR"] = str(root / "data")
     os.environ.setdefault("MEDKG_MODELS_DIR", str(PROJECT_ROOT.parent / "shared" / "models"))
@@ -240,6 +249,52 @@ def memory_at_scale(
     return rows
 
 
+def whole_steps(steps: Steps, scale: int, namespace: str) -> list[dict[str, Any]]:
+    """The whole-namespace steps only, over random unit vectors (nothing encoded)."""
+    print(f"scale {scale}× ({namespace}), whole-namespace steps only", flush=True)
+    chunks = steps.run("chunks", namespace)
+    done = steps.run("dense_fill", namespace)
+    publish = steps.run("dense_publish", namespace)
+    faiss = steps.run("faiss", namespace)
+    steps.run("sparse_disabled", namespace)
+    lucene = steps.run("lucene", namespace)
+    note = f"; all {done['filled']:,} vectors random"
+    rows = [
+        ("chunks (documents + chunks)", chunks, f"{chunks['stage_s']:.1f} s", "hwm_mib"),
+        (
+            "dense plan + publish (every shard finished)",
+            publish,
+            f"plan {publish['plan_s']:.1f} s, publish {publish['publish_s']:.1f} s{note}",
+            "hwm_mib",
+        ),
+        (
+            "FAISS flat build over all shards",
+            faiss,
+            f"index file {faiss['file_mib']:.1f} MiB{note}",
+            "hwm_mib",
+        ),
+        ("Lucene BM25 build (sparse disabled): Python", lucene, _lucene_note(lucene), "hwm_mib"),
+        (
+            "Lucene BM25 build (sparse disabled): JVM child",
+            lucene,
+            f"sampled VmHWM (ru_maxrss children {lucene['ru_maxrss_children_mib']:.0f})",
+            "children_hwm_mib",
+        ),
+    ]
+    return [
+        {
+            "scale": scale,
+            "step": step,
+            "rss": result[field],
+            "note": text,
+            "result": result,
+            "chunks": chunks["chunks"],
+            "shards": chunks["shards"],
+        }
+        for step, result, text, field in rows
+    ]
+
+
 def _lucene_note(result: dict[str, Any]) -> str:
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result["build_s"].items())
     return f"{result['bm25']:,} docs; {seconds}"
@@ -254,8 +309,10 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
     ctx = StageContext.build(Settings(), namespace, PROFILE)
     manifest = chunk_shards(ctx, current_chunk_version(ctx.layout, namespace))
     rows_of = {e.name: e.rows for e in manifest.shards}
+    plan = steps.run("dense_plan", namespace)["plan"]
+    _KEYS.update({t["chunk_shard"]["name"]: t["key"] for t in plan["tasks"]})
     total = len(manifest.shards)
-    target = -(-total * 9 // 10) if share == 0.9 else int(share * total)
+    target = max(1, int(share * total))  # files in the work dir, the shard measured before included
     work = work_dir(namespace)
     before = {p.name for p in work.glob("*.parquet")}
     log = steps.logs / "p8-killed.log"
@@ -267,10 +324,15 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
             start_new_session=True,
         )
     started = time.perf_counter()
-    while len(list(work.glob("*.parquet"))) < target:
+    in_flight: list[str] = []
+    while not in_flight:  # `target` shards saved and the next one started: kill it mid-shard
         if process.poll() is not None:
             raise RuntimeError(f"dense_all ended before the kill:\n{log.read_text()[-3000:]}")
+        if len(list(work.glob("*.parquet"))) >= target:
+            saved_names = {p.name for p in work.glob("*.parquet")}
+            in_flight = [s for s in _started_shards(log.read_text()) if not _saved(s, saved_names, work)]
         time.sleep(0.05)
+    time.sleep(1.0)  # about an eighth of a shard's encoding here
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     killed_after = time.perf_counter() - started
@@ -287,6 +349,7 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
         "chunks": manifest.rows,
         "saved_before_run": len(before),
         "saved_at_kill": len(saved),
+        "in_flight_at_kill": in_flight,
         "killed_after_s": killed_after,
         "started_in_killed_run": len(started_shards),
         "rerun_shards_encoded": result["shards_encoded"],
@@ -297,6 +360,14 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
         "kept_intact": kept_intact,
         "rerun_s": result["wall_s"],
     }
+
+
+def _saved(shard: str, saved: set[str], work: Path) -> bool:
+    """Whether the work dir holds the output of `shard` (outputs are named by key: read the plan)."""
+    return shard in _KEYS and f"{_KEYS[shard]}.parquet" in saved
+
+
+_KEYS: dict[str, str] = {}  # shard name → output key of the namespace P8 runs on
 
 
 def _started_shards(log: str) -> list[str]:
@@ -361,7 +432,7 @@ def dagster_run(instance: Any, namespace: str, concurrent: int, threads: int) ->
 
 
 def step_times(instance: Any, run_id: str) -> dict[str, dict[str, float]]:
-    """step key → seconds from the worker's start (spawn + imports) to STEP_START and to success."""
+    """step key → event times (STEP_WORKER_STARTING, STEP_START, STEP_SUCCESS), seconds since the epoch."""
     marks: dict[str, dict[str, float]] = {}
     for event in instance.all_logs(run_id):
         if event.dagster_event is None or not event.step_key:
@@ -369,21 +440,35 @@ def step_times(instance: Any, run_id: str) -> dict[str, dict[str, float]]:
         kind = event.dagster_event.event_type_value
         if kind in ("STEP_WORKER_STARTING", "STEP_START", "STEP_SUCCESS"):
             marks.setdefault(event.step_key, {}).setdefault(kind, event.timestamp)
-    out = {}
-    for key, m in marks.items():
-        first = m.get("STEP_WORKER_STARTING", m.get("STEP_START"))
-        if first is None or "STEP_SUCCESS" not in m:
-            continue
-        out[key] = {
-            "startup_s": m.get("STEP_START", first) - first,
-            "op_s": m["STEP_SUCCESS"] - m.get("STEP_START", first),
-            "total_s": m["STEP_SUCCESS"] - first,
-        }
-    return out
+    return {k: m for k, m in marks.items() if "STEP_SUCCESS" in m and "STEP_START" in m}
+
+
+def drop_one_document_per_shard(namespace: str) -> int:
+    """Rewrite the namespace's source without the first document of each shard: every shard changes,
+    every remaining row is in the row cache, so its step encodes nothing and loads no model."""
+    from medkg_assets.settings import Settings
+    from medkg_assets.stages.context import StageContext
+    from medkg_assets.stages.ingest import chunk_shards, current_chunk_version
+    from medkg_assets.storage.shards import shard_of
+
+    ctx = StageContext.build(Settings(), namespace)
+    count = chunk_shards(ctx, current_chunk_version(ctx.layout, namespace)).shard_count
+    source = ctx.namespace.source_path
+    lines = source.read_text().splitlines()
+    seen: set[int] = set()
+    kept = []
+    for line in lines:
+        shard = shard_of(json.loads(line)["_id"], count)
+        if shard in seen:
+            kept.append(line)
+        seen.add(shard)
+    source.write_text("\n".join(kept) + "\n")
+    return len(lines) - len(kept)
 
 
 def measure_dagster(steps: Steps, root: Path, namespace: str) -> dict[str, Any]:
-    """max_concurrent 1 (2 threads) vs 2 (1 thread each) from scratch, then an all-finished rerun."""
+    """From scratch with max_concurrent 1 (2 threads) and 2 (1 thread each); then, one document
+    gone from every shard, steps that only reassemble cached rows (no model); then nothing to do."""
     from dagster import DagsterInstance
 
     from medkg_assets.orchestration.partitions import register_namespaces
@@ -394,21 +479,30 @@ def measure_dagster(steps: Steps, root: Path, namespace: str) -> dict[str, Any]:
     config = (PROJECT_ROOT / "dagster.yaml").read_text().replace("default_limit: 1", "default_limit: 2")
     assert "default_limit: 2" in config
     (home / "dagster.yaml").write_text(config)
-    chunks = steps.run("chunks", namespace)
-    plan = steps.run("dense_plan", namespace)["plan"]
-    rows = {t["chunk_shard"]["name"].replace("-", "_"): t["chunk_shard"]["rows"] for t in plan["tasks"]}
     dense_root = work_dir(namespace).parent
-    runs: dict[str, Any] = {"chunks": chunks["chunks"], "rows": rows}
+    runs: dict[str, Any] = {}
     with DagsterInstance.from_config(str(home)) as instance:
         register_namespaces(instance, Settings().namespaces)
-        for concurrent, threads in ((1, 2), (2, 1)):
-            shutil.rmtree(dense_root, ignore_errors=True)  # every run encodes every shard
-            print(f"  dagster: max_concurrent {concurrent}, {threads} torch thread(s) per step", flush=True)
-            runs[str(concurrent)] = dagster_run(instance, namespace, concurrent, threads)
-            print(f"    {runs[str(concurrent)]['wall_s']:.1f} s", flush=True)
-        print("  dagster: rerun, every shard finished", flush=True)
-        runs["kept"] = dagster_run(instance, namespace, 1, 2)
-        print(f"    {runs['kept']['wall_s']:.1f} s", flush=True)
+        for label, concurrent, threads in (("1", 1, 2), ("2", 2, 1), ("cached", 1, 2), ("nothing", 1, 2)):
+            if label in ("1", "2"):
+                shutil.rmtree(dense_root, ignore_errors=True)  # every shard is encoded
+            if label in ("1", "cached"):
+                if label == "cached":
+                    runs["dropped_documents"] = drop_one_document_per_shard(namespace)
+                chunks = steps.run("chunks", namespace)
+                plan = steps.run("dense_plan", namespace)["plan"]
+                rows = {
+                    t["chunk_shard"]["name"].replace("-", "_"): t["chunk_shard"]["rows"]
+                    for t in plan["tasks"]
+                }
+            print(
+                f"  dagster {label}: max_concurrent {concurrent}, {threads} torch thread(s) per step",
+                flush=True,
+            )
+            run = dagster_run(instance, namespace, concurrent, threads)
+            run.update(chunks=chunks["chunks"], rows=rows, concurrent=concurrent, threads=threads)
+            runs[label] = run
+            print(f"    {run['wall_s']:.1f} s", flush=True)
     return runs
 
 
@@ -451,7 +545,12 @@ def p8_table(p8: dict[str, Any]) -> str:
                 f"({p8['saved_before_run']} saved before the run)",
                 "",
             ],
-            ["shards the killed run had started", p8["started_in_killed_run"], ""],
+            [
+                "shards the killed run had started",
+                f"{p8['started_in_killed_run']} (in flight at the kill: "
+                f"{', '.join(p8.get('in_flight_at_kill', [])) or 'none'})",
+                "",
+            ],
             [
                 "rerun: shards / chunks encoded",
                 f"{p8['rerun_shards_encoded']} / {p8['rerun_chunks_encoded']}",
@@ -493,93 +592,139 @@ def p1_table(p1: dict[str, Any]) -> str:
                 "",
             ],
             ["P1 stage ÷ raw throughput", f"{p1['ratio']:.3f}", "≥ 0.95"],
+            *_padding_row(p1),
         ],
     )
 
 
-def _shard_steps(run: dict[str, Any], rows: dict[str, int]) -> list[dict[str, float]]:
+def _padding_row(p1: dict[str, Any]) -> list[list[str]]:
+    """Padded tokens of one sorted call ÷ of a sorted call per shard (what P1 can reach)."""
+    if "padded_global" not in p1:
+        return []
+    ratio = p1["padded_global"] / p1["padded_per_shard"]
+    return [
+        [
+            "padded tokens: one sorted call ÷ one sorted call per shard",
+            f"{ratio:.3f} ({p1['padded_global']:,} / {p1['padded_per_shard']:,}; {p1['real_tokens']:,} real)",
+            "",
+        ]
+    ]
+
+
+def _shard_steps(run: dict[str, Any]) -> list[dict[str, float]]:
+    """The run's shard steps in start order, with startup, op, slot (to the next step's start) s."""
+    marks = sorted(
+        run["steps"].items(), key=lambda kv: kv[1].get("STEP_WORKER_STARTING", kv[1]["STEP_START"])
+    )
+    starts = [m.get("STEP_WORKER_STARTING", m["STEP_START"]) for _, m in marks]
     out = []
-    for key, value in run["steps"].items():
-        if key.startswith(SHARD_OP):
-            out.append({**value, "rows": rows[key.split("[")[1].rstrip("]")]})
+    for i, (key, m) in enumerate(marks):
+        if not key.startswith(SHARD_OP):
+            continue
+        following = starts[i + 1] if i + 1 < len(starts) else m["STEP_SUCCESS"]
+        out.append(
+            {
+                "rows": run["rows"][key.split("[")[1].rstrip("]")],
+                "startup_s": m["STEP_START"] - starts[i],
+                "op_s": m["STEP_SUCCESS"] - m["STEP_START"],
+                "step_s": m["STEP_SUCCESS"] - starts[i],
+                "slot_s": following - starts[i],
+            }
+        )
     return out
 
 
+def _step_s(run: dict[str, Any], op: str) -> float:
+    return next(
+        (
+            m["STEP_SUCCESS"] - m.get("STEP_WORKER_STARTING", m["STEP_START"])
+            for k, m in run["steps"].items()
+            if k.endswith(op)
+        ),
+        0.0,
+    )
+
+
 def dagster_tables(runs: dict[str, Any], p1: dict[str, Any] | None, shard: dict[str, Any] | None) -> str:
-    rows = runs["rows"]
     one = runs["1"]["wall_s"]
+    labels = {
+        "1": "1 (2 torch threads), all shards encoded",
+        "2": "2 (1 torch thread each), all shards encoded",
+        "cached": f"1, {runs['dropped_documents']} documents removed: rows from cache, no model",
+        "nothing": "1, nothing changed: no shard step",
+    }
     table = []
-    for label, key in (
-        ("1 (2 torch threads)", "1"),
-        ("2 (1 torch thread each)", "2"),
-        ("1, all kept", "kept"),
-    ):
-        run, steps = runs[key], _shard_steps(runs[key], rows)
+    for key, label in labels.items():
+        run = runs[key]
+        shards = _shard_steps(run)
+
+        def med(field: str, shards: list[dict[str, float]] = shards) -> str:
+            return f"{statistics.median(s[field] for s in shards):.1f}" if shards else "-"
+
         table.append(
             [
                 label,
-                len(steps),
+                len(shards),
                 f"{run['wall_s']:.1f}",
-                f"{one / run['wall_s']:.2f}",
-                f"{runs['chunks'] / run['wall_s']:.1f}" if key != "kept" else "-",
-                f"{statistics.median(s['startup_s'] for s in steps):.1f}",
-                f"{statistics.median(s['op_s'] for s in steps):.1f}",
-                f"{statistics.median(s['total_s'] for s in steps):.1f}",
+                f"{one / run['wall_s']:.2f}" if key == "2" else "",
+                f"{run['chunks'] / run['wall_s']:.1f}" if key in ("1", "2") else "",
+                f"{_step_s(run, 'plan'):.1f}",
+                med("startup_s"),
+                med("op_s"),
+                med("slot_s") if run["concurrent"] == 1 else "-",
+                f"{_step_s(run, 'publish'):.1f}",
             ]
         )
     text = print_table(
-        f"dense_embeddings through Dagster: {runs['chunks']} chunks (1×) in {len(rows)} shard steps, "
-        "multiprocess executor, gpu pool limit 2",
+        f"dense_embeddings through Dagster: {runs['1']['chunks']} chunks (1×) in "
+        f"{len(runs['1']['rows'])} shards, multiprocess executor, gpu pool limit 2",
         [
-            "max_concurrent",
+            "max_concurrent, case",
             "shard steps",
             "run wall s",
             "speed-up vs 1",
             "chunks/s",
+            "plan step s",
             "median worker start → STEP_START s",
             "median STEP_START → SUCCESS s",
-            "median step s",
+            "median slot s (to next step's start)",
+            "publish step s",
         ],
         table,
     )
-    others = {
-        k.split(".")[-1]: v["total_s"] for k, v in runs["1"]["steps"].items() if not k.startswith(SHARD_OP)
-    }
-    kept = statistics.median(s["total_s"] for s in _shard_steps(runs["kept"], rows))
-    encoding = _shard_steps(runs["1"], rows)
+    encoding, cached = _shard_steps(runs["1"]), _shard_steps(runs["cached"])
     lines = [
-        ["plan step (max_concurrent 1 run)", f"{others.get('dense_embeddings_plan', 0):.1f}"],
-        ["publish step (max_concurrent 1 run)", f"{others.get('dense_embeddings_publish', 0):.1f}"],
-        ["shard step whose output is finished (spawn + imports + read the output)", f"{kept:.1f}"],
         [
-            "shard step that loads the model and encodes, median",
-            f"{statistics.median(s['total_s'] for s in encoding):.1f}",
+            "model-free shard step (rows from cache), slot: spawn + imports + read + write + teardown",
+            f"{statistics.median(s['slot_s'] for s in cached):.1f}" if cached else "-",
         ],
+        ["encoding shard step, slot (median)", f"{statistics.median(s['slot_s'] for s in encoding):.1f}"],
     ]
     if p1:
         work = [s["rows"] / p1["raw_rate"] for s in encoding]
-        over = [s["total_s"] - w for s, w in zip(encoding, work, strict=True)]
+        over = [s["slot_s"] - w for s, w in zip(encoding, work, strict=True)]
         lines += [
             [
-                f"  its encoding at the raw rate ({p1['raw_rate']:.1f} chunks/s), median of "
+                f"  its encoding at the raw rate of P1 ({p1['raw_rate']:.1f} chunks/s), median of "
                 f"{statistics.median(s['rows'] for s in encoding):.0f} chunks",
                 f"{statistics.median(work):.1f}",
             ],
+            ["  fixed cost of an encoding step (slot − encoding), median", f"{statistics.median(over):.1f}"],
             [
-                "  fixed overhead of an encoding step (step − encoding), median",
-                f"{statistics.median(over):.1f}",
-            ],
-            [
-                "  fixed overhead ÷ whole step, median",
-                f"{statistics.median(o / s['total_s'] for o, s in zip(over, encoding, strict=True)):.2f}",
+                "  fixed cost ÷ slot, median",
+                f"{statistics.median(o / s['slot_s'] for o, s in zip(over, encoding, strict=True)):.2f}",
             ],
         ]
     if shard:
         lines += [
-            ["fresh process (P7 1× dense step): spawn + imports + code location", f"{shard['import_s']:.1f}"],
-            ["fresh process (P7 1× dense step): MiniLM load", f"{shard['model_load_s']:.1f}"],
+            ["P7 1× dense step in a fresh process: imports + code location", f"{shard['import_s']:.1f}"],
+            ["P7 1× dense step in a fresh process: MiniLM load", f"{shard['model_load_s']:.1f}"],
         ]
-    return text + print_table("Fixed per-step cost, seconds", ["step", "s"], lines)
+    return (
+        text
+        + "\n"
+        + print_table("Fixed cost per shard step (max_concurrent 1), seconds", ["what", "s"], lines)
+    )
 
 
 def main() -> None:
@@ -592,14 +737,36 @@ def main() -> None:
         action="store_true",
         help="encode every dense shard above 4× (default: random unit vectors for FAISS and publish)",
     )
+    parser.add_argument(
+        "--whole-scales",
+        type=int,
+        nargs="*",
+        default=[32],
+        help="scales with random vectors and no shard steps: chunks, publish, FAISS, Lucene only",
+    )
     parser.add_argument("--impact", action="store_true", help="also SPLADE all 1× shards: impact + BM25 row")
+    parser.add_argument("--answers", type=int, help="use only the sample's first N answers (quick check)")
     parser.add_argument("--keep", action="store_true", help="keep the data under the temp folder")
+    parser.add_argument(
+        "--only",
+        choices=["p1", "p7", "p8"],
+        nargs="+",
+        help="only these parts, each on a fresh namespace (p7: dense shard step --repeats times a scale)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each dense shard step with --only p7")
+    parser.add_argument("--render", type=Path, help="only print the tables of an earlier results.json")
     args = parser.parse_args()
+    if args.render:
+        render(json.loads(args.render.read_text()))
+        return
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="medkg-shard-bench-"))
     print(f"work folder {root}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    names = make_project(root, args.scales)
+    names = make_project(root, args.scales + args.whole_scales, args.answers)
     steps = Steps(root)
+    if args.only:
+        only_parts(steps, names, args.only, root, args.repeats)
+        return
     extras: dict[str, Any] = {}
     baseline = steps.run("dense_baseline", names[1])
     memory: list[dict[str, Any]] = []
@@ -607,40 +774,125 @@ def main() -> None:
     for scale in [] if args.skip_memory else sorted(set(args.scales) | {1}):
         memory += memory_at_scale(steps, scale, names[scale], extras, not args.encode_all, args.impact)
         loads.append(os.getloadavg()[0])
+    for scale in [] if args.skip_memory else args.whole_scales:
+        memory += whole_steps(steps, scale, names[scale])
     runs = None
     if not args.skip_dagster:
         runs = measure_dagster(steps, root, "par1x")
         loads.append(os.getloadavg()[0])
-    print("\n" + "=" * 80 + "\n")
-    out = memory_table(memory)
-    out += print_table(
-        "Reference",
-        ["process", "peak RSS MiB"],
-        [["imports + code location + MiniLM loaded, one text encoded", f"{baseline['hwm_mib']:.0f}"]],
-    )
-    if "p8" in extras:
-        out += p8_table(extras["p8"])
-    if runs:
-        shard = next(
-            (r["result"] for r in memory if r["scale"] == 1 and r["step"].startswith("dense shard")), None
-        )
-        out += dagster_tables(runs, extras.get("p1"), shard)
-    if "p1" in extras:
-        out += p1_table(extras["p1"])
     total = time.perf_counter() - started
     footer = (
         f"total wall time {total:.0f} s; 1-min load average after each part: "
         + ", ".join(f"{x:.1f}" for x in loads)
         + f"; this process's own peak RSS {_own_hwm():.0f} MiB"
     )
-    print(footer)
-    (root / "results.json").write_text(
-        json.dumps({"memory": memory, "extras": extras, "dagster": runs, "baseline": baseline}, indent=1)
-    )
-    (root / "tables.md").write_text(out + "\n" + footer + "\n")
-    print(f"tables and raw results: {root}/tables.md, {root}/results.json, step logs in {root}/logs")
+    results = {"memory": memory, "extras": extras, "dagster": runs, "baseline": baseline, "footer": footer}
+    (root / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"raw results: {root}/results.json, step logs in {root}/logs")
     if not args.keep:
         shutil.rmtree(root / "data", ignore_errors=True)
+    (root / "tables.md").write_text(render(results))
+    print(f"tables: {root}/tables.md")
+
+
+def only_parts(steps: Steps, names: dict[int, str], parts: list[str], root: Path, repeats: int = 3) -> None:
+    """P1 (1×), P8 (4×) alone, as in the full run (without the shard P7 measures first), or the P7
+    dense shard step `repeats` times at each scale (its peak RSS varies from run to run)."""
+    started = time.perf_counter()
+    extras: dict[str, Any] = {}
+    for part, scale in (("p1", 1), ("p8", 4)):
+        if part in parts:
+            steps.run("chunks", names[scale])
+            extras[part] = steps.run("p1", names[1]) if part == "p1" else measure_p8(steps, names[4])
+    if "p7" in parts:
+        extras["p7"] = repeat_shard_steps(steps, names, repeats)
+    (root / "results.json").write_text(json.dumps({"extras": extras}, indent=1))
+    print("\n" + "=" * 80 + "\n")
+    if "p7" in extras:
+        repeat_table(extras["p7"])
+    if "p8" in extras:
+        p8_table(extras["p8"])
+    if "p1" in extras:
+        p1_table(extras["p1"])
+    print(f"total wall time {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}")
+
+
+def repeat_shard_steps(steps: Steps, names: dict[int, str], repeats: int) -> list[dict[str, Any]]:
+    """The largest shard's dense step `repeats` times a scale, its output removed before each run."""
+    rows = []
+    for scale, namespace in sorted(names.items()):
+        chunks = steps.run("chunks", namespace)
+        task = largest_task(steps.run("dense_plan", namespace)["plan"])
+        peaks = []
+        for _ in range(repeats):
+            (work_dir(namespace) / f"{task['key']}.parquet").unlink(missing_ok=True)
+            peaks.append(steps.run("dense_shard", namespace, task)["hwm_mib"])
+        rows.append(
+            {
+                "scale": scale,
+                "chunks": chunks["chunks"],
+                "shards": chunks["shards"],
+                "rows": task["chunk_shard"]["rows"],
+                "peaks": peaks,
+            }
+        )
+    return rows
+
+
+def repeat_table(rows: list[dict[str, Any]]) -> str:
+    base = statistics.median(rows[0]["peaks"])
+    return print_table(
+        f"P7: dense shard step (largest shard), {len(rows[0]['peaks'])} fresh processes a scale",
+        [
+            "scale",
+            "chunks",
+            "shards",
+            "shard chunks",
+            "peak RSS MiB, each run",
+            "median",
+            "median ÷ 1× median",
+        ],
+        [
+            [
+                f"{r['scale']}×",
+                f"{r['chunks']:,}",
+                r["shards"],
+                r["rows"],
+                ", ".join(f"{x:.0f}" for x in r["peaks"]),
+                f"{statistics.median(r['peaks']):.0f}",
+                f"{statistics.median(r['peaks']) / base:.2f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    """Every table from the raw results (also `--render results.json`)."""
+    print("\n" + "=" * 80 + "\n")
+    memory, extras, runs = results["memory"], results["extras"], results["dagster"]
+    out = memory_table(memory) + "\n" if memory else ""
+    out += print_table(
+        "Reference",
+        ["process", "peak RSS MiB"],
+        [
+            [
+                "imports + code location + MiniLM loaded, one text encoded",
+                f"{results['baseline']['hwm_mib']:.0f}",
+            ]
+        ],
+    )
+    if "p8" in extras:
+        out += "\n" + p8_table(extras["p8"])
+    if runs:
+        shard = next(
+            (r["result"] for r in memory if r["scale"] == 1 and r["step"].startswith("dense shard")), None
+        )
+        out += "\n" + dagster_tables(runs, extras.get("p1"), shard)
+    if "p1" in extras:
+        out += "\n" + p1_table(extras["p1"])
+    print(results["footer"])
+    return out + "\n" + results["footer"] + "\n"
 
 
 def _own_hwm() -> float:

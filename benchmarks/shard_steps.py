@@ -142,13 +142,12 @@ def run(kind: str, namespace: str, task_file: Path | None) -> dict[str, Any]:
             out.update(filled=fill_dense(ctx, dense.plan_dense(ctx, dense_encoders)))
         elif kind == "p1":
             out.update(measure_p1(ctx, dense_encoders))
-        elif kind == "dense_publish":  # what the publish step does once every shard is finished
+        elif kind == "dense_publish":  # the publish step once every shard is finished
             plan = dense.plan_dense(ctx, dense_encoders)
             out["plan_s"] = time.perf_counter() - started
-            outcomes = [dense.embed_dense_shard(ctx, dense_encoders, t) for t in plan.tasks]
-            assert all(o.kept for o in outcomes), "dense_publish expects every shard finished"
+            assert plan.finished == len(plan.tasks), "dense_publish expects every shard finished"
             published = time.perf_counter()
-            report = dense.publish_dense(ctx, plan, outcomes)
+            report = dense.publish_dense(ctx, plan, [])
             out.update(publish_s=time.perf_counter() - published, vectors=report.vectors)
         elif kind == "sparse_all":
             report = sparse.encode_sparse(ctx, sparse_encoders, True)
@@ -196,6 +195,13 @@ def fill_dense(ctx: Any, plan: Any) -> int:
     return rows
 
 
+def padded_tokens(lengths: list[int], batch: int) -> int:
+    """Tokens the forward passes compute when texts go longest first in batches of `batch`, each
+    padded to its longest (as one `encode()` call sorts, and as the stage sorts each shard)."""
+    ordered = sorted(lengths, reverse=True)
+    return sum(len(ordered[i : i + batch]) * ordered[i] for i in range(0, len(ordered), batch))
+
+
 def measure_p1(ctx: Any, encoders: Any) -> dict[str, Any]:
     """Stage ÷ raw throughput on the shards still to encode, same texts, batch and process."""
     from medkg_assets.encoders.dense import SentenceTransformerEncoder
@@ -205,11 +211,11 @@ def measure_p1(ctx: Any, encoders: Any) -> dict[str, Any]:
 
     profile = ctx.require_profile()
     pending = [t for t in plan_dense(ctx, encoders).tasks if not t.finished]
-    texts = [
-        c.model_input
+    by_shard = [
+        [c.model_input for c in shard_chunks(ctx, t.chunk_version, t.chunk_shard, profile).chunks]
         for t in pending
-        for c in shard_chunks(ctx, t.chunk_version, t.chunk_shard, profile).chunks
     ]
+    texts = [text for shard in by_shard for text in shard]
     encoder = SentenceTransformerEncoder(
         resolve_model(profile.dense.model).location, "cpu", profile.dense.normalize, profile.dense.max_tokens
     )
@@ -222,7 +228,14 @@ def measure_p1(ctx: Any, encoders: Any) -> dict[str, Any]:
     stage_s = time.perf_counter() - started
     assert report.embeddings_generated == len(texts), (report.embeddings_generated, len(texts))
     n = len(texts)
+    tokenizer, limit, batch = encoder.model.tokenizer, encoder.model.max_seq_length, profile.dense.batch_size
+    lengths = [
+        [len(i) for i in tokenizer(s, truncation=True, max_length=limit)["input_ids"]] for s in by_shard
+    ]
     return {
+        "padded_global": padded_tokens([x for shard in lengths for x in shard], batch),
+        "padded_per_shard": sum(padded_tokens(shard, batch) for shard in lengths),
+        "real_tokens": sum(sum(shard) for shard in lengths),
         "chunks": n,
         "shards": len(pending),
         "raw_s": raw_s,
