@@ -330,7 +330,7 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
             raise RuntimeError(f"dense_all ended before the kill:\n{log.read_text()[-3000:]}")
         if len(list(work.glob("*.parquet"))) >= target:
             saved_names = {p.name for p in work.glob("*.parquet")}
-            in_flight = [s for s in _started_shards(log.read_text()) if not _saved(s, saved_names, work)]
+            in_flight = [s for s in _started_shards(log.read_text()) if not _saved(s, saved_names)]
         time.sleep(0.05)
     time.sleep(1.0)  # about an eighth of a shard's encoding here
     os.killpg(process.pid, signal.SIGKILL)
@@ -362,7 +362,7 @@ def measure_p8(steps: Steps, namespace: str, share: float = 0.9) -> dict[str, An
     }
 
 
-def _saved(shard: str, saved: set[str], work: Path) -> bool:
+def _saved(shard: str, saved: set[str]) -> bool:
     """Whether the work dir holds the output of `shard` (outputs are named by key: read the plan)."""
     return shard in _KEYS and f"{_KEYS[shard]}.parquet" in saved
 
@@ -378,7 +378,7 @@ def _started_shards(log: str) -> list[str]:
 # --- Dagster fan-out --------------------------------------------------------------------------
 
 
-def bench_dense_job():
+def bench_dense_job() -> Any:
     """Module level, so `reconstructable` rebuilds it in every step subprocess from the env."""
     from dagster import AssetSelection, Definitions, define_asset_job, multiprocess_executor
 
