@@ -9,6 +9,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from medkg_assets.settings import PROJECT_ROOT, Settings, configure_logging, load_settings
 
@@ -196,23 +197,18 @@ def _print_summary(config, namespace: str, profile: str) -> None:
     print(f"\nprocessing_summary.json (schema {summary['schema_version']}): {path}")
 
 
-def search_command(args: argparse.Namespace) -> int:
-    """The runbook's smoke test: rank a query against a materialised namespace × profile."""
-    from medkg_assets.search.query import searchable_query
-
-    query = searchable_query(args.query)  # before anything slow loads
+def _open_reader(config: Settings, namespace_name: str, profile_name: str | None, rrf_k: int = 60) -> Any:
+    """(namespace, profile, resources, retriever) for `search` and `eval`: readers follow the serving alias,
+    the live profile, unless one is asked for."""
     from medkg_assets.definitions import build_resources
-    from medkg_assets.encoders.rerank import RerankerUnavailableError
     from medkg_assets.stages.context import StageContext
     from medkg_assets.stages.rerank import open_retriever
     from medkg_assets.stages.serving import live_profile
     from medkg_assets.storage.layout import ArtifactLayout
 
-    config = _settings()
-    namespace = config.namespace(args.namespace).name
-    # Readers follow the serving alias: the live profile, unless one is asked for.
+    namespace = config.namespace(namespace_name).name
     profile = config.profiles.get(
-        args.profile or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
+        profile_name or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
     )
     resources = build_resources(config)
     retriever = open_retriever(
@@ -220,7 +216,20 @@ def search_command(args: argparse.Namespace) -> int:
         resources["dense_encoder"],
         resources["sparse_encoder"],
         resources["lucene"],
+        rrf_k,
     )
+    return namespace, profile, resources, retriever
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """The runbook's smoke test: rank a query against a materialised namespace × profile."""
+    from medkg_assets.search.query import searchable_query
+
+    query = searchable_query(args.query)  # before anything slow loads
+    from medkg_assets.encoders.rerank import RerankerUnavailableError
+
+    config = _settings()
+    namespace, profile, resources, retriever = _open_reader(config, args.namespace, args.profile)
     if args.mode == "sparse" and not retriever.has_sparse:
         print(
             f"sparse search unavailable: sparse vectors are disabled for {namespace}|{profile.name}",
@@ -268,29 +277,16 @@ def eval_command(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"medkg: no such file: {path}", file=sys.stderr)
             return 2
-    from medkg_assets.definitions import build_resources
     from medkg_assets.encoders.rerank import RerankerUnavailableError
     from medkg_assets.evaluation.eval_set import load_eval_set
-    from medkg_assets.stages.context import StageContext
     from medkg_assets.stages.query_eval import format_table, rank_query_set, write_trec_runs
-    from medkg_assets.stages.rerank import RetrievalOptions, open_retriever
-    from medkg_assets.stages.serving import live_profile
-    from medkg_assets.storage.layout import ArtifactLayout
+    from medkg_assets.stages.rerank import RetrievalOptions
 
     config = _settings()
-    namespace = config.namespace(args.namespace).name
-    profile = config.profiles.get(
-        args.profile or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
-    )
     # The manifest's depths (a deeper -k deepens the first stage, which can change the fusion)
     options = RetrievalOptions(first_stage_k=max(args.k, RetrievalOptions().first_stage_k))
-    resources = build_resources(config)
-    retriever = open_retriever(
-        StageContext.build(config, namespace, profile.name),
-        resources["dense_encoder"],
-        resources["sparse_encoder"],
-        resources["lucene"],
-        options.rrf_k,
+    namespace, profile, resources, retriever = _open_reader(
+        config, args.namespace, args.profile, options.rrf_k
     )
     try:  # judgments of documents outside the collection are dropped, as the rerank manifest does
         eval_set = load_eval_set(args.queries, args.qrels, {c.doc_id for c in retriever.chunks.values()})
