@@ -36,7 +36,7 @@ from medkg_assets.stages.sharded import (
 from medkg_assets.storage.shards import ShardError
 from medkg_assets.text.chunking import Chunk
 from medkg_assets.vectors.dense_artifact import DenseArtifact, dense_table
-from medkg_assets.vectors.hashing import chunks_digest, dense_artifact_hash
+from medkg_assets.vectors.hashing import ChunksDigest, DenseDigest, dense_artifact_hash
 from medkg_assets.vectors.incremental import CachedRows, IncrementalResult, encode_incrementally
 from medkg_assets.vectors.parity import evaluate_parity
 from medkg_assets.vectors.shard_outputs import ShardOutputs, previous_shard
@@ -235,7 +235,7 @@ def publish_dense(ctx: StageContext, plan: ShardPlan, outcomes: Sequence[ShardOu
         provider=devices[0].provider if devices else "cache",
         model=profile.dense.model,
         fingerprint=profile.fingerprint,
-        dense_hash=dense_artifact_hash(artifact.chunk_ids, artifact.vectors),
+        dense_hash=dense_artifact_hash((shard.chunk_ids, shard.vectors) for shard in artifact.shards()),
         chunk_version=plan.chunk_version,
         chunks_over_budget=totals["over_budget"],
         chunks_resplit=totals["resplit"],
@@ -260,11 +260,15 @@ def check_dense_parity(ctx: StageContext) -> CheckOutcome:
     """Dense-only hash parity: vectors + ids equal the baseline for the same chunks and profile."""
     profile = ctx.require_profile()
     artifact = DenseArtifact.load(ctx.layout.dense(ctx.namespace_name, profile.name).require_current(STAGE))
+    chunks, dense = ChunksDigest(), DenseDigest()
+    for shard in artifact.shards():  # one shard in memory at a time
+        chunks.update(zip(shard.chunk_ids, shard.content_hashes, strict=True))
+        dense.update(shard.chunk_ids, shard.vectors)
     result = evaluate_parity(
         ctx.layout.dense_parity_baseline(ctx.namespace_name, profile.name),
-        chunks_digest(zip(artifact.chunk_ids, artifact.content_hashes, strict=True)),
+        chunks.hexdigest(),
         artifact.fingerprint,
-        dense_artifact_hash(artifact.chunk_ids, artifact.vectors),
+        dense.hexdigest(),
     )
     return CheckOutcome(
         passed=result.passed,

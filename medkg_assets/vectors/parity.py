@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medkg_assets.storage.atomic import atomic_write_json, read_json_or
+from medkg_assets.vectors.hashing import HASH_SCHEME
 
 
 @dataclass(frozen=True)
@@ -20,23 +21,24 @@ class ParityResult:
 def evaluate_parity(
     baseline_path: Path, chunks_digest: str, fingerprint: str, dense_hash: str
 ) -> ParityResult:
-    """Compare with the recorded baseline for the same chunks and fingerprint.
+    """Compare with the recorded baseline for the same chunks, fingerprint and hash scheme.
 
-    The first run, or a run whose chunks or profile fingerprint changed, records a new
-    baseline; otherwise a differing hash fails (something other than the inputs changed).
+    The first run, or a run whose chunks, profile fingerprint or hash scheme changed, records a
+    new baseline (a new scheme hashes the same vectors differently, which is not drift);
+    otherwise a differing hash fails (something other than the inputs changed).
     """
     baseline = read_json_or(baseline_path, None)
-    same_inputs = (
-        baseline is not None
-        and baseline["chunks_digest"] == chunks_digest
-        and baseline["fingerprint"] == fingerprint
-    )
-    if not same_inputs:
+    why = _rerecord_reason(baseline, chunks_digest, fingerprint)
+    if baseline is None or why:
         atomic_write_json(
             baseline_path,
-            {"chunks_digest": chunks_digest, "fingerprint": fingerprint, "dense_hash": dense_hash},
+            {
+                "scheme": HASH_SCHEME,
+                "chunks_digest": chunks_digest,
+                "fingerprint": fingerprint,
+                "dense_hash": dense_hash,
+            },
         )
-        why = "first run" if baseline is None else "chunks or profile fingerprint changed"
         return ParityResult(True, True, dense_hash, dense_hash, f"baseline recorded ({why})")
     if baseline["dense_hash"] == dense_hash:
         return ParityResult(True, False, dense_hash, dense_hash, "matches the dense-only baseline")
@@ -47,3 +49,14 @@ def evaluate_parity(
         baseline["dense_hash"],
         "dense artefact differs from the baseline for the same chunks and profile",
     )
+
+
+def _rerecord_reason(baseline: dict[str, str] | None, chunks_digest: str, fingerprint: str) -> str:
+    if baseline is None:
+        return "first run"
+    scheme = baseline.get("scheme", "sorted-sha256-v1")
+    if scheme != HASH_SCHEME:
+        return f"hash scheme changed from {scheme} to {HASH_SCHEME}"
+    if baseline["chunks_digest"] != chunks_digest or baseline["fingerprint"] != fingerprint:
+        return "chunks or profile fingerprint changed"
+    return ""
