@@ -40,6 +40,7 @@ def main() -> None:
     from medkg_assets.evaluation.eval_set import load_eval_set
     from medkg_assets.search.lucene import (
         LuceneSearch,
+        StoredChunk,
         build_index,
         quantise,
         write_impact_collection,
@@ -89,7 +90,8 @@ def main() -> None:
     impact_build = time.perf_counter() - started
     by_id = {c.chunk_id: c for c in chunks}
     write_text_collection(
-        work / "bm25_docs" / "docs.jsonl", [(cid, by_id[cid].model_input) for cid, _ in pairs]
+        work / "bm25_docs" / "docs.jsonl",
+        (StoredChunk.of(by_id[cid]) for cid, _ in pairs),
     )
     started = time.perf_counter()
     build_index("bm25", work / "bm25_docs", work / "bm25")

@@ -243,7 +243,7 @@ def search_command(args: argparse.Namespace) -> int:
         except RerankerUnavailableError as error:
             print(f"rerank unavailable: {error}", file=sys.stderr)
             return 2
-        scores = model.score([(query, retriever.chunks[c].model_input) for c, _ in candidates])
+        scores = model.score([(query, retriever.chunk(c).model_input) for c, _ in candidates])
         ranking = sorted(zip((c for c, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
     elif args.mode == "hybrid":
         ranking = retriever.first_stage([query], args.k)["hybrid"][0]
@@ -289,7 +289,7 @@ def eval_command(args: argparse.Namespace) -> int:
         config, args.namespace, args.profile, options.rrf_k
     )
     try:  # judgments of documents outside the collection are dropped, as the rerank manifest does
-        eval_set = load_eval_set(args.queries, args.qrels, {c.doc_id for c in retriever.chunks.values()})
+        eval_set = load_eval_set(args.queries, args.qrels, retriever.documents_present)
     except (ValueError, KeyError) as error:
         print(f"medkg: bad eval set {args.queries} / {args.qrels}: {error}", file=sys.stderr)
         return 2

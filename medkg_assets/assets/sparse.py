@@ -98,7 +98,7 @@ def sparse_assets(
         deps=[sparse_vectors, per_namespace("chunks")],
         group_name=SPARSE_GROUP,
         kinds={"lucene"},
-        code_version=code_version(settings, "lucene-1"),
+        code_version=code_version(settings, "lucene-2"),
         description="Lucene impact index of the SPLADE terms (quantised) and a BM25 index of the chunk text.",
     )
     def sparse_index(

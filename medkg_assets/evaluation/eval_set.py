@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,13 @@ class EvalSet:
     qrels: dict[str, dict[str, int]]  # query id → {doc id: grade}
 
 
-def load_eval_set(queries_path: Path, qrels_path: Path, doc_ids: set[str] | None = None) -> EvalSet:
-    """Judged queries; with `doc_ids`, judgments for documents outside the collection are dropped."""
+def load_eval_set(
+    queries_path: Path,
+    qrels_path: Path,
+    documents_present: Callable[[set[str]], set[str]] | None = None,
+) -> EvalSet:
+    """Judged queries; with `documents_present` (which of these doc ids the collection holds),
+    judgments for documents outside the collection are dropped."""
     qrels: dict[str, dict[str, int]] = {}
     with qrels_path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -24,8 +30,11 @@ def load_eval_set(queries_path: Path, qrels_path: Path, doc_ids: set[str] | None
             if len(parts) != 3:
                 raise ValueError(f"{qrels_path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score'")
             query, doc, grade = parts
-            if doc_ids is None or doc in doc_ids:
-                qrels.setdefault(query, {})[doc] = int(grade)
+            qrels.setdefault(query, {})[doc] = int(grade)
+    if documents_present is not None:
+        present = documents_present({doc for judged in qrels.values() for doc in judged})
+        qrels = {q: {d: g for d, g in judged.items() if d in present} for q, judged in qrels.items()}
+        qrels = {q: judged for q, judged in qrels.items() if judged}
     queries = {}
     with queries_path.open(encoding="utf-8") as handle:
         for line in handle:

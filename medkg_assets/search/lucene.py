@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medkg_assets.search.jvm import jvm_environment, start_jvm
+from medkg_assets.text.chunking import Chunk
 
 if TYPE_CHECKING:
     from pyserini.analysis import Analyzer
@@ -85,13 +86,44 @@ def write_impact_collection(
     return stats
 
 
-def write_text_collection(path: Path, documents: list[tuple[str, str]]) -> int:
-    """JsonCollection file for BM25: `{"id", "contents"}` per chunk."""
+@dataclass(frozen=True)
+class StoredChunk:
+    """What a hit needs of its chunk, kept in the BM25 index's stored raw document (Lucene's
+    docstore, on disk): the retriever looks chunks up by id instead of holding the namespace."""
+
+    chunk_id: str
+    doc_id: str
+    tenant_id: str
+    title: str
+    model_input: str
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> StoredChunk:
+        return cls(chunk.chunk_id, chunk.doc_id, chunk.tenant_id, chunk.title, chunk.model_input)
+
+    @classmethod
+    def from_raw(cls, raw: str) -> StoredChunk:
+        record = json.loads(raw)
+        return cls(record["id"], record["doc_id"], record["tenant_id"], record["title"], record["contents"])
+
+
+def write_text_collection(path: Path, chunks: Iterable[StoredChunk]) -> int:
+    """JsonCollection file for BM25: `{"id", "contents"}` per chunk (the text BM25 scores) plus the
+    stored-only fields of `StoredChunk`; returns the number of documents written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
     with path.open("w", encoding="utf-8") as out:
-        for chunk_id, text in documents:
-            out.write(json.dumps({"id": chunk_id, "contents": text}, ensure_ascii=False) + "\n")
-    return len(documents)
+        for chunk in chunks:
+            record = {
+                "id": chunk.chunk_id,
+                "contents": chunk.model_input,
+                "doc_id": chunk.doc_id,
+                "tenant_id": chunk.tenant_id,
+                "title": chunk.title,
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            written += 1
+    return written
 
 
 def build_index(
@@ -190,6 +222,21 @@ class LuceneSearch:
         return _stable(
             ((hit.docid, float(hit.score)) for hit in self._bm25.search(text, k=k + TIE_MARGIN)), k
         )
+
+    def stored(self, chunk_id: str) -> StoredChunk:
+        """The chunk's stored fields from the BM25 index (a disk read, ~0.3 ms)."""
+        if self._bm25 is None:
+            raise LuceneIndexError("no BM25 index was opened")
+        document = self._bm25.doc(chunk_id)
+        if document is None:
+            raise LuceneIndexError(f"chunk {chunk_id} is not in the BM25 index; rematerialise sparse_index")
+        try:
+            return StoredChunk.from_raw(document.raw())
+        except (KeyError, ValueError) as error:
+            raise LuceneIndexError(
+                f"chunk {chunk_id}: the BM25 index has no stored {error} (built by an older version); "
+                "rematerialise sparse_index"
+            ) from error
 
     def _fit_clause_limit(self, text: str) -> str:
         """The longest prefix of `text` (whole words) whose analysed terms fit Lucene's clause limit.

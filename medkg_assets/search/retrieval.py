@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medkg_assets.search.fusion import reciprocal_rank_fusion
-from medkg_assets.search.lucene import LuceneSearch, quantise
-from medkg_assets.text.chunking import Chunk
+from medkg_assets.search.lucene import LuceneSearch, StoredChunk, quantise
 
 if TYPE_CHECKING:
     import faiss
 
 Ranking = list[tuple[str, float]]
 MODES = ("dense", "sparse", "bm25", "hybrid")
+# Chunks looked up recently (a query's hits over every stage); the rest stay on disk.
+CHUNK_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,35 +38,45 @@ class Hit:
 
 
 class Retriever:
-    """First-stage retrieval; each method takes a batch of queries and returns one ranking each."""
+    """First-stage retrieval; each method takes a batch of queries and returns one ranking each.
+
+    It holds the indexes (FAISS and its id list live in memory; Lucene reads its files) but not the
+    chunks: a hit's document, title and text come from the BM25 index's stored fields, so the
+    memory does not grow with the namespace's texts.
+    """
 
     def __init__(
         self,
         *,
         namespace: str,
         profile: str,
-        chunks: Sequence[Chunk],
         faiss_index: faiss.Index,
         faiss_ids: Sequence[str],
         encode_dense_queries: Callable[[list[str]], NDArray[np.float32]],
-        lucene: LuceneSearch | None,
+        lucene: LuceneSearch,
         encode_sparse_queries: Callable[[list[str]], list[dict[str, float]]] | None,
         quantization_scale: int,
+        documents_present: Callable[[set[str]], set[str]],
         rrf_k: int = 60,
         chunk_version: str = "",
     ):
         self.namespace, self.profile = namespace, profile
-        self.chunks = {c.chunk_id: c for c in chunks}
         self.index, self.ids = faiss_index, list(faiss_ids)
         self.encode_dense_queries = encode_dense_queries
         self.lucene = lucene
         self.encode_sparse_queries = encode_sparse_queries
         self.scale, self.rrf_k = quantization_scale, rrf_k
+        self.documents_present = documents_present  # which of these doc ids the namespace holds
         self.chunk_version = chunk_version  # the one version its chunks and indexes share
+        self.chunk: Callable[[str], StoredChunk] = lru_cache(maxsize=CHUNK_CACHE_SIZE)(lucene.stored)
+
+    def doc_ids(self, rankings: Iterable[Ranking]) -> dict[str, str]:
+        """chunk id → doc id for every chunk the rankings name (what document rankings need)."""
+        return {cid: self.chunk(cid).doc_id for ranking in rankings for cid, _ in ranking}
 
     @property
     def has_sparse(self) -> bool:
-        return self.encode_sparse_queries is not None and self.lucene is not None and self.lucene.has_impact
+        return self.encode_sparse_queries is not None and self.lucene.has_impact
 
     def dense(self, queries: list[str], k: int) -> list[Ranking]:
         vectors = np.ascontiguousarray(self.encode_dense_queries(queries), dtype=np.float32)
@@ -77,13 +89,11 @@ class Retriever:
     def sparse(self, queries: list[str], k: int) -> list[Ranking]:
         if not self.has_sparse:
             return [[] for _ in queries]
-        assert self.encode_sparse_queries is not None and self.lucene is not None  # has_sparse says so
+        assert self.encode_sparse_queries is not None  # has_sparse says so
         weights = self.encode_sparse_queries(queries)
         return [self.lucene.impact(quantise(w, self.scale), k) for w in weights]
 
     def bm25(self, queries: list[str], k: int) -> list[Ranking]:
-        if self.lucene is None:
-            return [[] for _ in queries]
         return [self.lucene.bm25(q, k) for q in queries]
 
     def first_stage(self, queries: list[str], k: int) -> dict[str, list[Ranking]]:
@@ -100,7 +110,7 @@ class Retriever:
     def hits(self, ranking: Ranking) -> list[Hit]:
         out = []
         for rank, (chunk_id, score) in enumerate(ranking, start=1):
-            chunk = self.chunks[chunk_id]
+            chunk = self.chunk(chunk_id)
             out.append(
                 Hit(
                     rank,

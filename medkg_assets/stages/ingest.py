@@ -16,7 +16,14 @@ from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.reports import Metadata, Report, StageError, markdown_table, path_value
 from medkg_assets.storage.atomic import atomic_write_jsonl, iter_jsonl
 from medkg_assets.storage.layout import ArtifactLayout
-from medkg_assets.storage.shards import MANIFEST_FILE, ShardEntry, ShardManifest
+from medkg_assets.storage.shards import (
+    MANIFEST_FILE,
+    ShardEntry,
+    ShardManifest,
+    read_table,
+    shard_name,
+    shard_of,
+)
 from medkg_assets.text.chunk_shards import read_chunk_shard, write_chunk_shards
 from medkg_assets.text.chunking import Chunk, chunk_document, load_tokenizer
 from medkg_assets.text.documents import BadInputError, Document, read_documents
@@ -249,15 +256,18 @@ def shard_chunks(
     )
 
 
-def profile_chunks(
-    ctx: StageContext, chunk_version: str, profile: EmbeddingProfile | None = None
-) -> BudgetResult:
-    """Every shard of a chunk version as the profile encodes them, concatenated in shard order
-    (for readers that need the whole namespace's chunk list, such as the retriever's hit table)."""
-    parts = [shard_chunks(ctx, chunk_version, e, profile) for e in chunk_shards(ctx, chunk_version).shards]
-    return BudgetResult(
-        chunks=[c for part in parts for c in part.chunks],
-        over_budget=sum(p.over_budget for p in parts),
-        resplit=sum(p.resplit for p in parts),
-        rejected=[chunk_id for part in parts for chunk_id in part.rejected],
-    )
+def documents_present(ctx: StageContext, chunk_version: str, doc_ids: set[str]) -> set[str]:
+    """Which of `doc_ids` the chunk version holds; reads only the doc id column of the shards those
+    documents hash to (a document always lands in `shard_of(doc_id)`)."""
+    directory = ctx.layout.chunks(ctx.namespace_name, chunk_version)
+    manifest = ShardManifest.load(directory)
+    wanted: dict[str, set[str]] = {}
+    for doc_id in doc_ids:
+        wanted.setdefault(shard_name(shard_of(doc_id, manifest.shard_count)), set()).add(doc_id)
+    fix = f"rebuild the chunks (materialise `chunks` for the namespace): {directory} is damaged"
+    present: set[str] = set()
+    for entry in manifest.shards:
+        if entry.name in wanted:
+            column = read_table(directory / entry.file, entry.rows, fix, ["doc_id"]).column(0)
+            present |= wanted[entry.name] & set(column.to_pylist())
+    return present

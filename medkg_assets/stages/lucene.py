@@ -15,6 +15,7 @@ from medkg_assets.search.lucene import (
     LuceneIndexError,
     LuceneSearch,
     SparseInputError,
+    StoredChunk,
     write_impact_collection,
     write_text_collection,
 )
@@ -35,7 +36,7 @@ from medkg_assets.storage.shards import ShardError, ShardManifest
 from medkg_assets.vectors.sparse_artifact import SparseArtifact
 
 STAGE = "sparse_index"
-LUCENE_BUILD_VERSION = "1"
+LUCENE_BUILD_VERSION = "2"  # 2: the BM25 documents store doc id, tenant and title
 
 
 class LuceneIndexes(Protocol):
@@ -160,7 +161,7 @@ def build_lucene_indexes(ctx: StageContext, lucene: LuceneIndexes) -> LuceneRepo
                 records = shard_chunks(ctx, sparse.chunk_version, entry).chunks
                 bm25_documents += write_text_collection(
                     collections / "bm25" / f"{entry.name}.jsonl",
-                    [(c.chunk_id, c.model_input) for c in records],
+                    (StoredChunk.of(c) for c in records),
                 )
             started = time.perf_counter()
             lucene.build("bm25", collections / "bm25", scratch / "bm25")

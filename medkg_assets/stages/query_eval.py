@@ -63,7 +63,7 @@ def rank_query_set(
     if "sparse" in stages and not retriever.has_sparse:
         warnings.append("sparse skipped: sparse vectors are disabled for this namespace × profile")
     runs = retriever.first_stage(texts, options.first_stage_k) if texts else {}
-    chunk_to_doc = {cid: c.doc_id for cid, c in retriever.chunks.items()}
+    chunk_to_doc = retriever.doc_ids(ranking for rankings in runs.values() for ranking in rankings)
     doc_runs = {
         stage: document_run(query_ids, runs[stage], chunk_to_doc)
         for stage in stages

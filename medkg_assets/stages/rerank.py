@@ -25,7 +25,7 @@ from medkg_assets.search.fusion import collapse_to_documents
 from medkg_assets.search.retrieval import Ranking, Retriever
 from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.dense import DenseEncoders
-from medkg_assets.stages.ingest import profile_chunks
+from medkg_assets.stages.ingest import documents_present
 from medkg_assets.stages.lucene import LuceneIndexes
 from medkg_assets.stages.reports import (
     CheckOutcome,
@@ -88,13 +88,13 @@ def open_retriever(
     return Retriever(
         namespace=ctx.namespace_name,
         profile=profile.name,
-        chunks=profile_chunks(ctx, pinned.chunk_version).chunks,
         faiss_index=faiss_artifact.index,
         faiss_ids=faiss_artifact.chunk_ids,
         encode_dense_queries=dense_model.encode,
         lucene=lucene.open(lucene_dir / "impact" if sparse.enabled else None, lucene_dir / "bm25"),
         encode_sparse_queries=sparse_model.encode_queries if sparse_model else None,
         quantization_scale=profile.sparse.quantization_scale,
+        documents_present=lambda doc_ids: documents_present(ctx, pinned.chunk_version, doc_ids),
         rrf_k=rrf_k,
         chunk_version=pinned.chunk_version,
     )
@@ -214,7 +214,7 @@ def rerank_candidates(
 ) -> tuple[Ranking, list[int]]:
     """One query's candidates scored by the CrossEncoder, best first (ties by chunk id), and the
     batch sizes used (they shrink on out-of-memory)."""
-    pairs = [(query, retriever.chunks[cid].model_input) for cid, _ in candidates]
+    pairs = [(query, retriever.chunk(cid).model_input) for cid, _ in candidates]
     scores, batches = encode_in_batches(
         pairs, model.score, min(batch_cap, max(1, len(pairs))), release_memory=model.release_memory
     )
@@ -257,7 +257,7 @@ def _eval_set(ctx: StageContext, retriever: Retriever, warnings: list[str]) -> E
     return load_eval_set(
         namespace.resolve(namespace.eval.queries),
         namespace.resolve(namespace.eval.qrels),
-        {c.doc_id for c in retriever.chunks.values()},
+        retriever.documents_present,
     )
 
 
@@ -296,7 +296,7 @@ def build_rerank_manifest(
     started = time.perf_counter()
     runs = retriever.first_stage(texts, options.first_stage_k) if texts else {}
     first_stage_s = time.perf_counter() - started
-    chunk_to_doc = {cid: c.doc_id for cid, c in retriever.chunks.items()}
+    chunk_to_doc = retriever.doc_ids(ranking for rankings in runs.values() for ranking in rankings)
     doc_runs = {
         stage: {
             q: [d for d, _ in ranking]

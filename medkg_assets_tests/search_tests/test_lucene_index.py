@@ -5,6 +5,7 @@ import pytest
 from medkg_assets.search.lucene import (
     LuceneIndexError,
     LuceneSearch,
+    StoredChunk,
     build_index,
     write_impact_collection,
     write_text_collection,
@@ -17,6 +18,12 @@ VECTORS = [
     ("c3", {"asthma": 0.7, "sugar": 0.9}),
 ]
 
+TEXTS = [
+    ("c1", "Asthma", "Asthma narrows the airways"),
+    ("c2", "", "Diabetes means high blood sugar"),
+    ("c3", "Both", "asthma and sugar"),
+]
+
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory):
@@ -24,11 +31,7 @@ def indexes(tmp_path_factory):
     write_impact_collection(root / "impact_docs" / "docs.jsonl", VECTORS, 100)
     write_text_collection(
         root / "bm25_docs" / "docs.jsonl",
-        [
-            ("c1", "Asthma narrows the airways"),
-            ("c2", "Diabetes means high blood sugar"),
-            ("c3", "asthma and sugar"),
-        ],
+        [StoredChunk(cid, f"doc-{cid}", "nih", title, text) for cid, title, text in TEXTS],
     )
     build_index("impact", root / "impact_docs", root / "impact")
     build_index("bm25", root / "bm25_docs", root / "bm25")
@@ -77,3 +80,13 @@ def test_impact_query_over_the_clause_limit_keeps_the_heaviest_terms(indexes, ca
     hits = LuceneSearch(indexes / "impact", None).impact(weights, k=10)
     assert hits[:2] == [("c1", 25000.0), ("c3", 11500.0)]
     assert "impact query has 1702 terms; kept the 1024 heaviest" in caplog.text
+
+
+def test_bm25_documents_keep_what_a_hit_needs(indexes):
+    """The retriever reads a hit's document, tenant, title and text from the BM25 index's stored
+    fields instead of holding the namespace's chunks; the stored fields change no score."""
+    search = LuceneSearch(None, indexes / "bm25")
+    assert search.stored("c3") == StoredChunk("c3", "doc-c3", "nih", "Both", "asthma and sugar")
+    assert sorted(cid for cid, _ in search.bm25("asthma", k=10)) == ["c1", "c3"]
+    with pytest.raises(LuceneIndexError, match="c9 is not in the BM25 index"):
+        search.stored("c9")

@@ -2,6 +2,7 @@
 
 import logging
 
+import pyarrow.parquet as pq
 import pytest
 
 from medkg_assets.resources.encoders import DenseEncoderResource
@@ -10,7 +11,7 @@ from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.dense import STAGE as DENSE_STAGE
 from medkg_assets.stages.dense import DenseReport, embed_dense
 from medkg_assets.stages.faiss import build_faiss_index, check_dense_dimensions
-from medkg_assets.stages.ingest import build_chunks, read_source_documents
+from medkg_assets.stages.ingest import build_chunks, chunk_shards, documents_present, read_source_documents
 from medkg_assets.stages.reports import StageError, load_report
 from medkg_assets_tests.conftest import current_settings
 
@@ -28,6 +29,23 @@ def test_ingest_runs_without_dagster_and_reports_what_it_wrote(config_dir, data_
     layout = StageContext.build(current_settings(), "tiny").layout
     assert layout.chunks("tiny").name == chunks.chunk_version
     assert chunks.to_metadata()["chunk_version"] == chunks.chunk_version
+
+
+def test_documents_present_reads_only_the_shards_the_documents_hash_to(config_dir, data_dir):
+    """How eval sets drop judgments of documents outside the collection without loading its chunks."""
+    _, chunks = _ingest(current_settings())
+    ctx = StageContext.build(current_settings(), "tiny")
+    directory = ctx.layout.chunks("tiny", chunks.chunk_version)
+    doc_ids = {
+        d for e in chunk_shards(ctx, chunks.chunk_version).shards for d in _doc_ids(directory / e.file)
+    }
+    assert len(doc_ids) == 3
+    assert documents_present(ctx, chunks.chunk_version, doc_ids | {"not-a-document"}) == doc_ids
+    assert documents_present(ctx, chunks.chunk_version, set()) == set()
+
+
+def _doc_ids(path):
+    return pq.read_table(path, columns=["doc_id"]).column(0).to_pylist()
 
 
 def test_a_missing_source_is_a_stage_error_naming_the_fix(config_dir, data_dir):
