@@ -197,12 +197,13 @@ def _print_summary(config, namespace: str, profile: str) -> None:
     print(f"\nprocessing_summary.json (schema {summary['schema_version']}): {path}")
 
 
-def _open_reader(config: Settings, namespace_name: str, profile_name: str | None, rrf_k: int = 60) -> Any:
-    """(namespace, profile, resources, retriever) for `search` and `eval`: readers follow the serving alias,
-    the live profile, unless one is asked for."""
+def _open_reader(config: Settings, namespace_name: str, profile_name: str | None) -> Any:
+    """(namespace, profile, resources, retriever, fusion settings) for `search` and `eval`: readers
+    follow the serving alias, the live profile, unless one is asked for."""
     from medkg_assets.definitions import build_resources
     from medkg_assets.stages.context import StageContext
-    from medkg_assets.stages.rerank import open_retriever
+    from medkg_assets.stages.fusion_tuning import load_fusion
+    from medkg_assets.stages.reader import open_retriever
     from medkg_assets.stages.serving import live_profile
     from medkg_assets.storage.layout import ArtifactLayout
 
@@ -211,14 +212,11 @@ def _open_reader(config: Settings, namespace_name: str, profile_name: str | None
         profile_name or live_profile(ArtifactLayout(config.data_dir), namespace) or config.resolution.profile
     )
     resources = build_resources(config)
+    ctx = StageContext.build(config, namespace, profile.name)
     retriever = open_retriever(
-        StageContext.build(config, namespace, profile.name),
-        resources["dense_encoder"],
-        resources["sparse_encoder"],
-        resources["lucene"],
-        rrf_k,
+        ctx, resources["dense_encoder"], resources["sparse_encoder"], resources["lucene"]
     )
-    return namespace, profile, resources, retriever
+    return namespace, profile, resources, retriever, load_fusion(ctx)
 
 
 def search_command(args: argparse.Namespace) -> int:
@@ -227,9 +225,10 @@ def search_command(args: argparse.Namespace) -> int:
 
     query = searchable_query(args.query)  # before anything slow loads
     from medkg_assets.encoders.rerank import RerankerUnavailableError
+    from medkg_assets.stages.reader import rank_stages
 
     config = _settings()
-    namespace, profile, resources, retriever = _open_reader(config, args.namespace, args.profile)
+    namespace, profile, resources, retriever, fusion = _open_reader(config, args.namespace, args.profile)
     if args.mode == "sparse" and not retriever.has_sparse:
         print(
             f"sparse search unavailable: sparse vectors are disabled for {namespace}|{profile.name}",
@@ -237,16 +236,15 @@ def search_command(args: argparse.Namespace) -> int:
         )
         return 2
     if args.mode == "rerank":
-        candidates = retriever.first_stage([query], max(args.k, 20))["hybrid"][0][:20]
         try:
             model = resources["reranker"].open(profile, config.models_dir)
         except RerankerUnavailableError as error:
             print(f"rerank unavailable: {error}", file=sys.stderr)
             return 2
-        scores = model.score([(query, retriever.chunk(c).model_input) for c, _ in candidates])
-        ranking = sorted(zip((c for c, _ in candidates), scores, strict=True), key=lambda p: (-p[1], p[0]))
+        ranking = rank_stages(retriever, [query], fusion, args.k, model, resources["reranker"].batch_cap)
+        ranking = ranking.runs["reranked"][0]
     elif args.mode == "hybrid":
-        ranking = retriever.first_stage([query], args.k)["hybrid"][0]
+        ranking = retriever.first_stage([query], args.k, fusion)["hybrid"][0]
     else:
         ranking = getattr(retriever, args.mode)([query], args.k)[0]
     hits = retriever.hits(ranking[: args.k])
@@ -263,7 +261,7 @@ def search_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     """Score a BEIR/TREC query set against a built namespace × profile, per stage, with the rerank
     manifest's pipeline; one TREC run file per stage into --run-dir."""
-    from medkg_assets.stages.rerank import STAGES
+    from medkg_assets.stages.reader import STAGES
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
@@ -283,11 +281,9 @@ def eval_command(args: argparse.Namespace) -> int:
     from medkg_assets.stages.rerank import RetrievalOptions
 
     config = _settings()
-    # The manifest's depths (a deeper -k deepens the first stage, which can change the fusion)
-    options = RetrievalOptions(first_stage_k=max(args.k, RetrievalOptions().first_stage_k))
-    namespace, profile, resources, retriever = _open_reader(
-        config, args.namespace, args.profile, options.rrf_k
-    )
+    # The manifest's depth (a deeper -k deepens the first stage, which can change the fusion)
+    k = max(args.k, RetrievalOptions().first_stage_k)
+    namespace, profile, resources, retriever, fusion = _open_reader(config, args.namespace, args.profile)
     try:  # judgments of documents outside the collection are dropped, as the rerank manifest does
         eval_set = load_eval_set(args.queries, args.qrels, retriever.documents_present)
     except (ValueError, KeyError) as error:
@@ -308,7 +304,7 @@ def eval_command(args: argparse.Namespace) -> int:
             print(f"medkg: rerank unavailable: {error}", file=sys.stderr)
             return 2
     batch_cap = resources["reranker"].batch_cap
-    result = rank_query_set(retriever, eval_set, stages, options, model, batch_cap)
+    result = rank_query_set(retriever, eval_set, stages, fusion, k, model, batch_cap)
     print(
         f"namespace={namespace} profile={profile.name} queries={result.queries} "
         f"chunk_version={retriever.chunk_version}"

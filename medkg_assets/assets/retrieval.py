@@ -1,4 +1,5 @@
-"""Retrieval assets (per namespace × profile): `rerank_manifest` (guarded by the blocking
+"""Retrieval assets (per namespace × profile): `fusion_config` (fusion and rerank settings tuned on
+train judgments, final stage selected on dev) → `rerank_manifest` (guarded by the blocking
 `recall_at_10` check) → `processing_summary`."""
 
 from dagster import (
@@ -21,6 +22,7 @@ from medkg_assets.resources.reranker import RerankerResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
+from medkg_assets.stages.fusion_tuning import FUSION_CODE_VERSION, TuningOptions, tune_fusion
 from medkg_assets.stages.rerank import (
     RERANK_CODE_VERSION,
     RetrievalOptions,
@@ -32,7 +34,11 @@ from medkg_assets.topology import GPU_POOL, GPU_STAGE_TAG, RETRIEVAL_GROUP, SUMM
 
 
 class RetrievalConfig(Config, RetrievalOptions):
-    """Run config of `rerank_manifest`: the stage's `RetrievalOptions` (depths, RRF k, rerank toggle)."""
+    """Run config of `rerank_manifest`: the stage's `RetrievalOptions` (first-stage depth, rerank toggle)."""
+
+
+class TuningConfig(Config, TuningOptions):
+    """Run config of `fusion_config`: train sample size, seed, the grid of settings tried."""
 
 
 def retrieval_assets(
@@ -44,6 +50,36 @@ def retrieval_assets(
         partitions_def=multi,
         backfill_policy=partitions.backfill_policy,
         deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks")],
+        group_name=RETRIEVAL_GROUP,
+        pool=GPU_POOL,
+        op_tags={GPU_STAGE_TAG: "rerank"},
+        kinds={"pytorch", "json"},
+        code_version=code_version(settings, FUSION_CODE_VERSION),
+        description="Fusion (RRF k, weights, depth) and rerank (depth, blend) settings tuned on the "
+        "namespace's train judgments; final stage selected on its dev sets.",
+    )
+    def fusion_config(
+        context: AssetExecutionContext,
+        telemetry: TelemetryResource,
+        config: TuningConfig,
+        dense_encoder: DenseEncoderResource,
+        sparse_encoder: SparseEncoderResource,
+        reranker: RerankerResource,
+        lucene: LuceneResource,
+    ) -> MaterializeResult:
+        return run_stage(
+            context,
+            settings,
+            telemetry,
+            "fusion",
+            "cross_encoder",
+            lambda ctx: tune_fusion(ctx, config, dense_encoder, sparse_encoder, reranker, lucene),
+        )
+
+    @asset(
+        partitions_def=multi,
+        backfill_policy=partitions.backfill_policy,
+        deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks"), fusion_config],
         group_name=RETRIEVAL_GROUP,
         pool=GPU_POOL,
         op_tags={GPU_STAGE_TAG: "rerank"},
@@ -99,4 +135,4 @@ def retrieval_assets(
     def processing_summary(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
         return run_stage(context, settings, telemetry, "summary", "python", write_processing_summary)
 
-    return [rerank_manifest, recall_at_10, processing_summary]
+    return [fusion_config, rerank_manifest, recall_at_10, processing_summary]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medkg_assets.config.loading import ConfigError, expand_variables, parse_model, read_yaml
 
@@ -51,8 +51,13 @@ class ShardingSpec(_Strict):
 
 
 class EvalSetSpec(_Strict):
+    """A judged query set: `qrels` are dev judgments (scored, and what a final stage is selected
+    on); `train_qrels`, when given, are the only judgments tuning and adaptation may fit to."""
+
+    name: str = Field(default="dev", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     queries: str
     qrels: str
+    train_qrels: str | None = None
 
 
 class NamespaceConfig(_Strict):
@@ -70,9 +75,25 @@ class NamespaceConfig(_Strict):
     on_bad_record: Literal["fail", "skip"] = "fail"
     # A chunk above max_tokens under a profile's tokenizer is re-split into fitting pieces or dropped.
     over_budget: Literal["resplit", "reject"] = "resplit"
-    eval: EvalSetSpec | None = None
+    # Judged query sets, each with a name (one mapping is read as a list of one named "dev").
+    eval: list[EvalSetSpec] = Field(default_factory=list)
     config_file: Path
     project_root: Path
+
+    @field_validator("eval", mode="before")
+    @classmethod
+    def _eval_as_list(cls, value: object) -> object:
+        if value is None:
+            return []
+        return [value] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _eval_names_unique(self) -> NamespaceConfig:
+        names = [spec.name for spec in self.eval]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"eval set names must be unique; repeated: {', '.join(repeated)}")
+        return self
 
     @model_validator(mode="after")
     def _window_fits_budget(self) -> NamespaceConfig:

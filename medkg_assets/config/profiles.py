@@ -42,8 +42,12 @@ class SparseModelSpec(_Strict):
 
 
 class RerankerSpec(_Strict):
+    """`max_length` bounds query + passage together; `max_query_tokens` cuts a long query first, so
+    a long consumer message cannot crowd the passage out of the CrossEncoder's input."""
+
     model: str
     max_length: int = Field(gt=0, default=512)
+    max_query_tokens: int | None = Field(default=None, gt=0)
 
 
 class FlatIndexSpec(_Strict):

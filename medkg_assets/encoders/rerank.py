@@ -45,7 +45,14 @@ def _require_trained_head(location: str) -> None:
 class CrossEncoderReranker:
     """Scores (query, passage) pairs; higher is more relevant."""
 
-    def __init__(self, reference: str, device: str, max_length: int, models_dir: Path | None = None):
+    def __init__(
+        self,
+        reference: str,
+        device: str,
+        max_length: int,
+        models_dir: Path | None = None,
+        max_query_tokens: int | None = None,
+    ):
         try:
             resolved = resolve_model(reference, models_dir)
             if resolved.is_local:
@@ -56,11 +63,25 @@ class CrossEncoderReranker:
         except (ModelNotFoundError, OSError, ValueError) as error:
             raise RerankerUnavailableError(f"cannot load reranker {reference!r}: {error}") from error
         self.reference, self.device = reference, device
+        self.max_query_tokens = max_query_tokens
+
+    def fit_query(self, query: str) -> str:
+        """The query cut to its first `max_query_tokens` word pieces (whole, at their character
+        offsets, so the text is not re-spelled); unchanged when it fits or no cap is set."""
+        if self.max_query_tokens is None:
+            return query
+        encoded = self.model.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= self.max_query_tokens:
+            return query
+        return query[: offsets[self.max_query_tokens - 1][1]]
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:
             return []
-        scores = self.model.predict(list(pairs), batch_size=len(pairs), show_progress_bar=False)
+        fitted = {query: self.fit_query(query) for query in {q for q, _ in pairs}}
+        inputs = [(fitted[query], passage) for query, passage in pairs]
+        scores = self.model.predict(inputs, batch_size=len(inputs), show_progress_bar=False)
         return [float(s) for s in scores]
 
     def release_memory(self) -> None:

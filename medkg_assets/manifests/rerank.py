@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,9 +23,11 @@ class Candidate(_Schema):
 
 
 class ManifestEntry(_Schema):
+    eval_set: str
     query_id: str
     query: str
-    candidates: list[Candidate]
+    candidates: list[Candidate]  # the fused top the CrossEncoder scores
+    final: list[Candidate]  # documents of the final stage, best first
     reranked: list[Candidate] | None = None
     latency_ms: float | None = None
     gpu_peak_memory_bytes: int | None = None
@@ -42,6 +45,8 @@ class RerankManifest(_Schema):
     chunk_version: str
     inputs_digest: str
     eval_set: bool
+    eval_sets: list[str]  # names, the primary first
+    fusion: dict[str, Any]  # the FusionConfig the rankings were made with
     first_stage_seconds: float
     run_id: str
     generated_at: str
@@ -51,7 +56,8 @@ class RerankManifest(_Schema):
     rerank_ran: bool
     final_stage: str
     queries: int
-    quality: dict[str, dict[str, float]]  # stage → metric → value
+    quality: dict[str, dict[str, float]]  # the primary eval set's stage → metric → value
+    quality_by_set: dict[str, dict[str, dict[str, float]]]  # eval set → stage → metric → value
     warnings: list[str]
     rerank_batch_sizes: list[int]
     entries: list[ManifestEntry]
@@ -68,15 +74,10 @@ class RerankManifest(_Schema):
         except (OSError, ValueError):
             return None
 
-    def final_ranking(self) -> dict[str, list[str]]:
-        """query id → document ids of the final ranking (reranked order when rerank ran)."""
-        reranked = self.final_stage == "reranked"
-        return {
-            entry.query_id: list(
-                dict.fromkeys(c.doc_id for c in ((entry.reranked or []) if reranked else entry.candidates))
-            )
-            for entry in self.entries
-        }
+    def final_ranking(self, eval_set: str | None = None) -> dict[str, list[str]]:
+        """query id → document ids of the final ranking, for one eval set (default: the primary)."""
+        name = eval_set or (self.eval_sets[0] if self.eval_sets else "")
+        return {e.query_id: [c.doc_id for c in e.final] for e in self.entries if e.eval_set == name}
 
     def latency_ms(self) -> dict[str, float]:
         """p50 and p95 of the per-query rerank latency ({} when rerank did not run)."""

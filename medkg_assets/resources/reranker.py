@@ -17,4 +17,5 @@ class RerankerResource(ConfigurableResource):
 
     def open(self, profile: EmbeddingProfile, models_dir: Path | None) -> CrossEncoderReranker:
         device = select_device(self.device, profile.require_gpu, f"profile {profile.name} (rerank)")
-        return CrossEncoderReranker(profile.reranker.model, device, profile.reranker.max_length, models_dir)
+        spec = profile.reranker
+        return CrossEncoderReranker(spec.model, device, spec.max_length, models_dir, spec.max_query_tokens)

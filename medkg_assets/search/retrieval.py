@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medkg_assets.search.fusion import reciprocal_rank_fusion
+from medkg_assets.search.fusion import FusionConfig, reciprocal_rank_fusion
 from medkg_assets.search.lucene import LuceneSearch, StoredChunk, quantise
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ class Retriever:
         encode_sparse_queries: Callable[[list[str]], list[dict[str, float]]] | None,
         quantization_scale: int,
         documents_present: Callable[[set[str]], set[str]],
-        rrf_k: int = 60,
         chunk_version: str = "",
     ):
         self.namespace, self.profile = namespace, profile
@@ -65,7 +64,7 @@ class Retriever:
         self.encode_dense_queries = encode_dense_queries
         self.lucene = lucene
         self.encode_sparse_queries = encode_sparse_queries
-        self.scale, self.rrf_k = quantization_scale, rrf_k
+        self.scale = quantization_scale
         self.documents_present = documents_present  # which of these doc ids the namespace holds
         self.chunk_version = chunk_version  # the one version its chunks and indexes share
         self.chunk: Callable[[str], StoredChunk] = lru_cache(maxsize=CHUNK_CACHE_SIZE)(lucene.stored)
@@ -96,13 +95,20 @@ class Retriever:
     def bm25(self, queries: list[str], k: int) -> list[Ranking]:
         return [self.lucene.bm25(q, k) for q in queries]
 
-    def first_stage(self, queries: list[str], k: int) -> dict[str, list[Ranking]]:
-        """Every available ranking for each query, plus their RRF fusion under `hybrid`."""
-        runs = {"dense": self.dense(queries, k), "bm25": self.bm25(queries, k)}
+    def first_stage(
+        self, queries: list[str], k: int, fusion: FusionConfig | None = None
+    ) -> dict[str, list[Ranking]]:
+        """Every available ranking for each query (top `k`, at least `fusion.depth` deep), plus their
+        weighted RRF fusion under `hybrid` (each system's top `fusion.depth` fused)."""
+        fusion = fusion or FusionConfig()
+        depth = max(k, fusion.depth)
+        runs = {"dense": self.dense(queries, depth), "bm25": self.bm25(queries, depth)}
         if self.has_sparse:
-            runs["sparse"] = self.sparse(queries, k)
+            runs["sparse"] = self.sparse(queries, depth)
         runs["hybrid"] = [
-            reciprocal_rank_fusion({name: runs[name][i] for name in runs}, k=self.rrf_k)[:k]
+            reciprocal_rank_fusion(
+                {name: runs[name][i] for name in runs}, fusion.rrf_k, fusion.depth, fusion.weights
+            )[:depth]
             for i in range(len(queries))
         ]
         return runs

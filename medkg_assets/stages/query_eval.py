@@ -14,8 +14,9 @@ from statistics import fmean, median
 from medkg_assets.encoders.rerank import CrossEncoderReranker
 from medkg_assets.evaluation.eval_set import EvalSet
 from medkg_assets.evaluation.metrics import per_query
+from medkg_assets.search.fusion import FusionConfig
 from medkg_assets.search.retrieval import Retriever
-from medkg_assets.stages.rerank import STAGES, RetrievalOptions, document_run, rerank_candidates, rerank_pool
+from medkg_assets.stages.reader import STAGES, document_run, rank_stages
 
 # Column → metric name of evaluation/metrics.py, in the order the table shows them.
 COLUMNS = {
@@ -51,30 +52,24 @@ def rank_query_set(
     retriever: Retriever,
     eval_set: EvalSet,
     stages: list[str],
-    options: RetrievalOptions,
+    fusion: FusionConfig,
+    k: int,
     model: CrossEncoderReranker | None = None,
     batch_cap: int = 64,
 ) -> QuerySetResult:
-    """Document rankings of every requested stage for the eval set's queries, and their scores;
-    `reranked` needs `model` (the profile's CrossEncoder)."""
+    """Document rankings of every requested stage for the eval set's queries, and their scores,
+    under the partition's fusion settings; `reranked` needs `model` (the profile's CrossEncoder)."""
     query_ids = list(eval_set.queries)
     texts = [eval_set.queries[q] for q in query_ids]
     warnings = []
     if "sparse" in stages and not retriever.has_sparse:
         warnings.append("sparse skipped: sparse vectors are disabled for this namespace × profile")
-    runs = retriever.first_stage(texts, options.first_stage_k) if texts else {}
-    chunk_to_doc = retriever.doc_ids(ranking for rankings in runs.values() for ranking in rankings)
+    wanted = model if "reranked" in stages else None
+    runs = rank_stages(retriever, texts, fusion, k, wanted, batch_cap).runs
+    chunk_to_doc = retriever.doc_ids(r for rankings in runs.values() for r in rankings)
     doc_runs = {
-        stage: document_run(query_ids, runs[stage], chunk_to_doc)
-        for stage in stages
-        if stage in runs and stage != "reranked"
+        stage: document_run(query_ids, runs[stage], chunk_to_doc) for stage in stages if stage in runs
     }
-    if "reranked" in stages and model is not None:
-        reranked = [
-            rerank_candidates(texts[i], rerank_pool(runs, i, options), model, batch_cap, retriever)[0]
-            for i in range(len(query_ids))
-        ]
-        doc_runs["reranked"] = document_run(query_ids, reranked, chunk_to_doc)
     metrics = list(COLUMNS.values())
     scores = {}
     for stage in [s for s in STAGES if s in doc_runs]:

@@ -59,6 +59,10 @@ class ArtifactLayout:
     def rerank_manifest(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "rerank" / "rerank_manifest.json"
 
+    def fusion_config(self, namespace: str, profile: str) -> Path:
+        """The fusion and rerank settings tuned for the partition (`fusion_config` asset)."""
+        return self.profile_dir(namespace, profile) / "rerank" / "fusion.json"
+
     def recall_history(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "checks" / "recall_history.json"
 

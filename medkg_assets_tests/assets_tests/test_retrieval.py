@@ -54,7 +54,9 @@ def test_whole_pipeline_ends_with_green_checks_and_a_v41_summary(config_dir, ins
     assert entry["candidates"] and entry["reranked"] and entry["latency_ms"] > 0
     assert entry["gpu_peak_memory_bytes"] is None and manifest()["device"] == "cpu"
     quality = metadata(result, "rerank_manifest")["quality"]
-    assert "| reranked |" in quality and checks["recall_at_10"][1]["reranked_recall@10"] == 1.0
+    assert "| dev | reranked (final) |" in quality and checks["recall_at_10"][1]["reranked_recall@10"] == 1.0
+    tuned = metadata(result, "fusion_config")
+    assert tuned["final_stage"] == "reranked" and "no train judgments" in tuned["train_ndcg@10"]
 
 
 TOGGLES = [(True, True), (False, True), (True, False), (False, False)]
@@ -108,7 +110,7 @@ def _break_ranking(queries_to_break):
     """Point the final ranking of some queries at a document that is not relevant to them."""
     data = manifest()
     for entry in data["entries"][:queries_to_break]:
-        for candidate in entry["reranked"]:
+        for candidate in entry["final"]:
             candidate["doc_id"] = "not-a-relevant-document"
     paths().rerank_manifest("tiny", "minilm_cpu").write_text(json.dumps(data))
 

@@ -7,7 +7,7 @@ from dagster import AssetSelection
 
 from medkg_assets.cli import main as medkg
 from medkg_assets.stages.context import StageContext
-from medkg_assets.stages.rerank import open_retriever
+from medkg_assets.stages.reader import open_retriever
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets.storage.pinning import ArtefactSetError
 from medkg_assets_tests import pipeline
@@ -55,14 +55,15 @@ def test_search_after_rebuilding_only_the_chunks_reads_the_indexed_chunk_version
     ingest(instance, "tiny")
     index(instance, "tiny", "minilm_cpu")
     indexed_version = paths().chunks("tiny").name
-    indexed_chunks = {c.chunk_id for c in retriever().chunks.values()}
+    indexed_chunks = set(retriever().ids)
     shortened = shorten_first_document(config_dir)
     ingest(instance, "tiny")  # source_documents + chunks only: a new chunk version
     current_chunks = {r["chunk_id"] for r in chunk_records()}
     gone = indexed_chunks - current_chunks
     assert gone and paths().chunks("tiny").name != indexed_version
     opened = retriever()
-    assert opened.chunk_version == indexed_version and set(opened.chunks) == indexed_chunks
+    assert opened.chunk_version == indexed_version and set(opened.ids) == indexed_chunks
+    assert all(opened.chunk(chunk_id).model_input for chunk_id in gone)  # the index's own texts
     query = query_about(config_dir, shortened)
     returned = set()
     for mode in ("dense", "bm25", "hybrid"):

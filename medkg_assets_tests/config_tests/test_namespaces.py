@@ -4,6 +4,7 @@ import pytest
 
 from medkg_assets.config import ConfigError, load_namespaces, validate_namespace_name
 from medkg_assets.config.loading import expand_variables
+from medkg_assets.config.namespaces import load_namespace
 from medkg_assets.settings import PROJECT_ROOT
 
 
@@ -22,8 +23,24 @@ def test_shipped_namespaces_load_with_eval_sets():
     namespaces = load_namespaces(PROJECT_ROOT / "config" / "namespaces", PROJECT_ROOT)
     sample = namespaces["medquad_sample"]
     assert sample.source_path.is_file()
-    assert sample.resolve(sample.eval.qrels).is_file()
+    [dev] = sample.eval  # one mapping: a list of one set named dev
+    assert dev.name == "dev" and sample.resolve(dev.qrels).is_file() and dev.train_qrels is None
     assert "medquad_full" in namespaces
+
+
+def test_eval_sets_are_a_named_list_with_unique_names(tmp_path):
+    base = "source: {path: x}\ntenant_id: t\ntokenizer: whitespace\nmax_tokens: 256\n"
+    (tmp_path / "two.yaml").write_text(
+        base
+        + "eval:\n  - {name: a, queries: q, qrels: d, train_qrels: t}\n  - {name: b, queries: q, qrels: d}\n"
+    )
+    [a, b] = load_namespace(tmp_path / "two.yaml", tmp_path).eval
+    assert (a.name, a.train_qrels, b.name, b.train_qrels) == ("a", "t", "b", None)
+    (tmp_path / "same.yaml").write_text(
+        base + "eval:\n  - {name: a, queries: q, qrels: d}\n  - {name: a, queries: q, qrels: d2}\n"
+    )
+    with pytest.raises(ConfigError, match="eval set names must be unique; repeated: a"):
+        load_namespace(tmp_path / "same.yaml", tmp_path)
 
 
 def test_window_larger_than_budget_names_file_and_key(tmp_path):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from medkg_assets.cli import main as medkg
-from medkg_assets.stages.rerank import STAGES
+from medkg_assets.stages.reader import STAGES
 from medkg_assets.storage.layout import ArtifactLayout
 from medkg_assets_tests.conftest import current_settings
 from medkg_assets_tests.pipeline import index, ingest
