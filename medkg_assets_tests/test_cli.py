@@ -55,3 +55,16 @@ def test_chunks_then_dense_materialise_from_the_dagster_cli(config_dir, data_dir
     assert dense.returncode == 0, output[-3000:]
     assert "RUN_SUCCESS" in output and "dense_hash_parity" in output
     assert (data_dir / "namespaces" / "tiny" / "profiles" / "minilm_cpu" / "faiss" / "CURRENT").exists()
+
+
+def test_a_graph_backed_asset_reports_the_time_of_its_op_steps():
+    from medkg_assets.cli import _asset_seconds
+
+    steps = {
+        "chunks": 2.0,
+        "dense_embeddings.plan": 1.0,
+        "dense_embeddings.shard[shard_00000]": 5.0,
+        "faiss_index": 3.0,
+    }
+    assert _asset_seconds(steps, "dense_embeddings") == 6.0
+    assert _asset_seconds(steps, "chunks") == 2.0 and _asset_seconds(steps, "sparse_vectors") == 0.0
