@@ -4,6 +4,7 @@ Each call builds the definitions from the test's current environment, as the cod
 would; `RESOURCE_OVERRIDES` (monkeypatch it) swaps a resource for one test.
 """
 
+import json
 from typing import Any
 
 import yaml
@@ -52,7 +53,7 @@ def ingest(instance, namespace):
     )
 
 
-def index(instance, namespace, profile, selection=None, raise_on_error=True, tags=None):
+def index(instance, namespace, profile, selection=None, raise_on_error=True, tags=None, run_config=None):
     """Materialise the per-profile stages (default: everything after ingest) with their checks."""
     selection = selection or (AssetSelection.all(include_sources=False) - INGEST - SERVING)
     defs = definitions()
@@ -64,6 +65,7 @@ def index(instance, namespace, profile, selection=None, raise_on_error=True, tag
         resources=defs.resources,
         raise_on_error=raise_on_error,
         tags=tags,
+        run_config=run_config,
     )
 
 
@@ -146,3 +148,38 @@ def tree_bytes(directory):
     return {
         str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
     }
+
+
+def add_judged_sets(config_dir):
+    """Train questions (short) and a second dev set of long consumer-style messages, about the
+    tiny corpus's three answers, beside its MedQuAD dev set."""
+    data = config_dir.parent / "data" / "tiny"
+    docs = [json.loads(line) for line in (data / "corpus.jsonl").read_text().splitlines()]
+    train, consumer = [], []
+    for i, doc in enumerate(docs):
+        focus = doc["title"] or doc["text"].split(".")[0]
+        train += [(f"T{i}a", f"What is {focus}?", doc["_id"]), (f"T{i}b", f"{focus} treatment", doc["_id"])]
+        consumer.append(
+            (
+                f"C{i}",
+                f"SUBJECT: question about {focus}. Hello, my husband was told last week he may have "
+                f"{focus.lower()} and we are both worried. What does it mean, and what can we do? Thanks",
+                doc["_id"],
+            )
+        )
+    with (data / "queries.jsonl").open("a") as out:
+        for query_id, text, _ in train + consumer:
+            out.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    for name, rows in (("train", train), ("consumer", consumer)):
+        (data / "qrels" / f"{name}.tsv").write_text(
+            "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t2\n" for q, _, d in rows)
+        )
+    namespace = config_dir / "namespaces" / "tiny.yaml"
+    kept = [line for line in namespace.read_text().splitlines(True) if not line.startswith("eval:")]
+    namespace.write_text(
+        "".join(kept)
+        + "eval:\n"
+        + "  - {name: medquad, queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/dev.tsv,\n"
+        + "     train_qrels: data/tiny/qrels/train.tsv}\n"
+        + "  - {name: consumer, queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/consumer.tsv}\n"
+    )

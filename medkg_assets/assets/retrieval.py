@@ -1,5 +1,7 @@
-"""Retrieval assets (per namespace × profile): `fusion_config` (fusion and rerank settings tuned on
-train judgments, final stage selected on dev) → `rerank_manifest` (guarded by the blocking
+"""Retrieval assets (per namespace × profile): `adapted_reranker` (the CrossEncoder fine-tuned on
+train judgments, used only if the blocking `adapted_reranker_vs_base` comparison on every dev set
+allows) → `fusion_config` (fusion and rerank settings tuned on train judgments, final stage
+selected on dev) → `rerank_manifest` (guarded by the blocking
 `recall_at_10` check) → `processing_summary`."""
 
 from dagster import (
@@ -22,6 +24,12 @@ from medkg_assets.resources.reranker import RerankerResource
 from medkg_assets.resources.sparse_encoder import SparseEncoderResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
+from medkg_assets.stages.adaptation import (
+    ADAPTATION_CODE_VERSION,
+    AdaptationOptions,
+    adapt_reranker,
+    check_adaptation,
+)
 from medkg_assets.stages.fusion_tuning import FUSION_CODE_VERSION, TuningOptions, tune_fusion
 from medkg_assets.stages.rerank import (
     RERANK_CODE_VERSION,
@@ -37,6 +45,10 @@ class RetrievalConfig(Config, RetrievalOptions):
     """Run config of `rerank_manifest`: the stage's `RetrievalOptions` (first-stage depth, rerank toggle)."""
 
 
+class AdaptationConfig(Config, AdaptationOptions):
+    """Run config of `adapted_reranker`: mining, the training budget (steps, seconds), the tie margin."""
+
+
 class TuningConfig(Config, TuningOptions):
     """Run config of `fusion_config`: train sample size, seed, the grid of settings tried."""
 
@@ -50,6 +62,47 @@ def retrieval_assets(
         partitions_def=multi,
         backfill_policy=partitions.backfill_policy,
         deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks")],
+        group_name=RETRIEVAL_GROUP,
+        pool=GPU_POOL,
+        op_tags={GPU_STAGE_TAG: "rerank"},
+        kinds={"pytorch"},
+        code_version=code_version(settings, ADAPTATION_CODE_VERSION),
+        description="The profile's CrossEncoder fine-tuned on the namespace's train judgments with "
+        "hard negatives from its hybrid index (budgeted by steps/seconds), compared with its base "
+        "on every dev set.",
+    )
+    def adapted_reranker(
+        context: AssetExecutionContext,
+        telemetry: TelemetryResource,
+        config: AdaptationConfig,
+        dense_encoder: DenseEncoderResource,
+        sparse_encoder: SparseEncoderResource,
+        reranker: RerankerResource,
+        lucene: LuceneResource,
+    ) -> MaterializeResult:
+        return run_stage(
+            context,
+            settings,
+            telemetry,
+            "adaptation",
+            "cross_encoder",
+            lambda ctx: adapt_reranker(ctx, config, dense_encoder, sparse_encoder, reranker, lucene),
+        )
+
+    @asset_check(
+        asset=adapted_reranker,
+        partitions_def=multi,
+        blocking=True,
+        description="The adapted CrossEncoder wins or ties within noise against its base on every "
+        "dev set, else it is refused (WARN: the profile keeps its base).",
+    )
+    def adapted_reranker_vs_base(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        return check_stage(context, settings, check_adaptation)
+
+    @asset(
+        partitions_def=multi,
+        backfill_policy=partitions.backfill_policy,
+        deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks"), adapted_reranker],
         group_name=RETRIEVAL_GROUP,
         pool=GPU_POOL,
         op_tags={GPU_STAGE_TAG: "rerank"},
@@ -135,4 +188,11 @@ def retrieval_assets(
     def processing_summary(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
         return run_stage(context, settings, telemetry, "summary", "python", write_processing_summary)
 
-    return [fusion_config, rerank_manifest, recall_at_10, processing_summary]
+    return [
+        adapted_reranker,
+        adapted_reranker_vs_base,
+        fusion_config,
+        rerank_manifest,
+        recall_at_10,
+        processing_summary,
+    ]

@@ -1,5 +1,6 @@
-"""Serving (per namespace): the `serving_alias` asset, which promotes a profile through the checks
-+ Recall@10 gate (≤ 5 % drop), and `rollback_job`, which points readers back without recomputing."""
+"""Serving (per namespace): `profile_ab_report` (live vs candidate on every eval set), the
+`serving_alias` asset, which promotes a profile through the checks + Recall@10 gate (≤ 5 % drop)
+and its expected scores, and `rollback_job`, which points readers back without recomputing."""
 
 from dagster import (
     AssetExecutionContext,
@@ -27,6 +28,7 @@ from medkg_assets.orchestration.partitions import Partitions
 from medkg_assets.resources.opensearch import OpenSearchResource
 from medkg_assets.resources.telemetry import TelemetryResource
 from medkg_assets.settings import Settings
+from medkg_assets.stages.ab_report import build_ab_report
 from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.serving import ServingReport, promote_profile, roll_back_profile
 from medkg_assets.tenancy import PUBLISH_SCOPE
@@ -50,7 +52,20 @@ def serving_assets(settings: Settings, partitions: Partitions) -> list[AssetsDef
         deps=[per_namespace("processing_summary")],
         group_name=SERVING_GROUP,
         kinds={"json"},
-        description="The profile a namespace serves; promotion gated on checks and Recall@10 (≤ 5 % drop).",
+        description="The live profile vs the candidate on every eval set (quality per stage, rerank "
+        "latency, index bytes, cache ratios) and each against its expected scores.",
+    )
+    def profile_ab_report(context: AssetExecutionContext, telemetry: TelemetryResource) -> MaterializeResult:
+        return run_stage(context, settings, telemetry, "ab_report", "python", build_ab_report)
+
+    @asset(
+        partitions_def=partitions.namespace,
+        backfill_policy=partitions.backfill_policy,
+        deps=[per_namespace("processing_summary"), profile_ab_report],
+        group_name=SERVING_GROUP,
+        kinds={"json"},
+        description="The profile a namespace serves; promotion gated on checks, Recall@10 (≤ 5 % drop) "
+        "and the expected scores (value ± tolerance per eval set).",
     )
     def serving_alias(
         context: AssetExecutionContext,
@@ -67,7 +82,7 @@ def serving_assets(settings: Settings, partitions: Partitions) -> list[AssetsDef
         provider = "opensearch" if opensearch.configured else "local"
         return run_stage(context, settings, telemetry, "serving", provider, promote, scope=PUBLISH_SCOPE)
 
-    return [serving_alias]
+    return [profile_ab_report, serving_alias]
 
 
 def rollback_job_for(settings: Settings) -> JobDefinition:

@@ -9,7 +9,13 @@ from medkg_assets.config.profiles import EmbeddingProfile
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 # The ops whose steps need the profile's GPU: one step per shard for the encoders (assets/sharded.py).
-GPU_STEPS = ("dense_embeddings_shard", "sparse_vectors_shard", "fusion_config", "rerank_manifest")
+GPU_STEPS = (
+    "dense_embeddings_shard",
+    "sparse_vectors_shard",
+    "adapted_reranker",
+    "fusion_config",
+    "rerank_manifest",
+)
 EXECUTORS = ("multiprocess", "k8s")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -157,6 +158,59 @@ def _score_pools(
     progress.close()
 
 
+@dataclass(frozen=True)
+class FusionFit:
+    fusion: FusionConfig
+    train: dict[str, float]  # default vs tuned OBJECTIVE on train, fusion and rerank
+    dev: dict[str, dict[str, float]]  # dev set → stage → OBJECTIVE
+    reason: str
+    below_best_single: list[str]
+    settings_tried: int
+
+
+def fit_fusion(
+    ctx: StageContext,
+    retriever: Retriever,
+    train: Sequence[JudgedSet],
+    dev: Sequence[JudgedSet],
+    grid: FusionGrid,
+    model: CrossEncoderReranker | None,
+    batch_cap: int,
+) -> FusionFit:
+    """Fusion, then rerank settings fitted on `train` (with `model`'s scores), the final stage
+    selected on `dev`: the defaults where there is nothing to fit on."""
+    fusion = FusionConfig()
+    depth = max([*grid.depth, fusion.depth])
+    train_runs = [(s, _judged_runs(s, retriever, depth)) for s in train]
+    dev_runs = [(s, _judged_runs(s, retriever, depth)) for s in dev]
+    train_figures: dict[str, float] = {}
+    tried = 0
+    if train_runs:
+        tuned = tune_fusion_settings([r for _, r in train_runs], grid, fusion)
+        fusion, tried = tuned.fusion, tuned.settings_tried
+        train_figures.update(fusion_default=tuned.default_score, fusion_tuned=tuned.train_score)
+        ctx.log.info(
+            f"{ctx.key}: fusion tuned on train ({tried} settings): {OBJECTIVE} {tuned.train_score:.4f}"
+        )
+    if model is not None:
+        pool_depth = max(grid.rerank_depth) if train_runs else fusion.rerank_depth
+        _score_pools(ctx, train_runs + dev_runs, fusion, pool_depth, model, batch_cap, retriever)
+        if train_runs:
+            tuned = tune_rerank_settings([r for _, r in train_runs], grid, fusion)
+            fusion, tried = tuned.fusion, tried + tuned.settings_tried
+            train_figures.update(rerank_default=tuned.default_score, rerank_tuned=tuned.train_score)
+    stages: list[FinalStage] = ["dense", "sparse", "bm25"] if retriever.has_sparse else ["dense", "bm25"]
+    stages += ["hybrid", "reranked"] if model is not None else ["hybrid"]
+    if not dev_runs:
+        final = fusion.model_copy(update={"final_stage": stages[-1]})
+        return FusionFit(final, train_figures, {}, f"{stages[-1]}: no dev set to select on", [], tried)
+    selection = select_final_stage([r for _, r in dev_runs], fusion, stages)
+    fusion = fusion.model_copy(update={"final_stage": selection.final_stage})
+    return FusionFit(
+        fusion, train_figures, selection.dev_scores, selection.reason, selection.below_best_single, tried
+    )
+
+
 def _inputs_digest(ctx: StageContext, retriever: Retriever, options: TuningOptions, rerank: bool) -> str:
     payload = {
         "code": FUSION_CODE_VERSION,
@@ -193,50 +247,24 @@ def tune_fusion(
         train = train_sets(ctx, retriever.documents_present, options.max_train_queries, options.seed)
     except ValueError as error:
         raise StageError(f"{ctx.where}: {error}") from error
-    dev = [s for s in dev if s.query_ids]
-    grid, fusion, warnings = options.grid, FusionConfig(), []
-    depth = max([*grid.depth, fusion.depth])
-    train_runs = [(s, _judged_runs(s, retriever, depth)) for s in train]
-    dev_runs = [(s, _judged_runs(s, retriever, depth)) for s in dev]
-    train_figures: dict[str, float] = {}
-    tried = 0
-    if train_runs:
-        tuned = tune_fusion_settings([r for _, r in train_runs], grid, fusion)
-        fusion, tried = tuned.fusion, tuned.settings_tried
-        train_figures.update(fusion_default=tuned.default_score, fusion_tuned=tuned.train_score)
-        ctx.log.info(
-            f"{ctx.key}: fusion tuned on train ({tried} settings): {OBJECTIVE} {tuned.train_score:.4f}"
-        )
-    else:
+    warnings: list[str] = []
+    if not train:
         warnings.append("no train judgments (`train_qrels` in the eval sets): fusion defaults kept")
-    model = open_reranker(ctx, reranker, enable_rerank, bool(train_runs or dev_runs), warnings)
-    if model is not None:
-        pool_depth = max(grid.rerank_depth) if train_runs else fusion.rerank_depth
-        _score_pools(ctx, train_runs + dev_runs, fusion, pool_depth, model, reranker.batch_cap, retriever)
-        if train_runs:
-            tuned = tune_rerank_settings([r for _, r in train_runs], grid, fusion)
-            fusion, tried = tuned.fusion, tried + tuned.settings_tried
-            train_figures.update(rerank_default=tuned.default_score, rerank_tuned=tuned.train_score)
-    stages: list[FinalStage] = ["dense", "sparse", "bm25"] if retriever.has_sparse else ["dense", "bm25"]
-    stages += ["hybrid", "reranked"] if model is not None else ["hybrid"]
-    if dev_runs:
-        selection = select_final_stage([r for _, r in dev_runs], fusion, stages)
-        fusion = fusion.model_copy(update={"final_stage": selection.final_stage})
-        dev_scores, reason, below = selection.dev_scores, selection.reason, selection.below_best_single
-    else:
-        fusion = fusion.model_copy(update={"final_stage": stages[-1]})
-        dev_scores, reason, below = {}, f"{stages[-1]}: no dev set to select on", []
+    dev = [s for s in dev if s.query_ids]
+    model = open_reranker(ctx, reranker, enable_rerank, bool(train or dev), warnings)
+    fit = fit_fusion(ctx, retriever, train, dev, options.grid, model, reranker.batch_cap)
+    fusion = fit.fusion
     for warning in warnings:
         ctx.log.warning(f"{ctx.key}: {warning}")
     report = FusionReport(
         fusion=fusion,
-        tuned_on={s.name: len(s.query_ids) for s, _ in train_runs},
-        selected_on={s.name: len(s.query_ids) for s, _ in dev_runs},
-        train={k: round(v, 4) for k, v in train_figures.items()},
-        dev={n: {st: round(v, 4) for st, v in per.items()} for n, per in dev_scores.items()},
-        reason=reason,
-        below_best_single=below,
-        settings_tried=tried,
+        tuned_on={s.name: len(s.query_ids) for s in train},
+        selected_on={s.name: len(s.query_ids) for s in dev},
+        train={k: round(v, 4) for k, v in fit.train.items()},
+        dev={n: {st: round(v, 4) for st, v in per.items()} for n, per in fit.dev.items()},
+        reason=fit.reason,
+        below_best_single=fit.below_best_single,
+        settings_tried=fit.settings_tried,
         inputs_digest=inputs,
         rebuilt=True,
         warnings=warnings,

@@ -17,6 +17,7 @@ from medkg_assets.encoders.devices import peak_memory_bytes
 from medkg_assets.encoders.rerank import CrossEncoderReranker, RerankerUnavailableError
 from medkg_assets.search.fusion import FusionConfig, blend_rerank, collapse_to_documents
 from medkg_assets.search.retrieval import Ranking, Retriever
+from medkg_assets.stages.adopted import adopted_reranker, with_reranker
 from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.dense import DenseEncoders
 from medkg_assets.stages.ingest import documents_present
@@ -80,21 +81,24 @@ def indexes_digest(ctx: StageContext, retriever: Retriever) -> dict[str, str]:
         "profile": canonical_json(profile.model_dump(mode="json")),
         "models_dir": str(ctx.settings.models_dir),
         "eval": eval_files_digest(ctx),
+        "reranker": adopted.name if (adopted := adopted_reranker(ctx)) else "base",
     }
 
 
 def open_reranker(
     ctx: StageContext, reranker: Rerankers, enable_rerank: bool, wanted: bool, warnings: list[str]
 ) -> CrossEncoderReranker | None:
-    """The profile's CrossEncoder when rerank is on and there is something to rerank; why not in
-    `warnings` otherwise."""
+    """The partition's CrossEncoder (the adopted adaptation, else the profile's base) when rerank is
+    on and there is something to rerank; why not in `warnings` otherwise."""
     if not enable_rerank:
         warnings.append(RERANK_DISABLED_WARNING)
         return None
     if not wanted:
         return None
+    profile = ctx.require_profile()
+    adopted = adopted_reranker(ctx)
     try:
-        return reranker.open(ctx.require_profile(), ctx.settings.models_dir)
+        return reranker.open(with_reranker(profile, adopted) if adopted else profile, ctx.settings.models_dir)
     except RerankerUnavailableError as error:
         warnings.append(f"rerank did not run: {error}")
         return None

@@ -297,7 +297,7 @@ def build_rerank_manifest(
         models=ManifestModels(
             dense=profile.dense.model,
             sparse=profile.sparse.model if retriever.has_sparse else None,
-            reranker=profile.reranker.model if model else None,
+            reranker=model.reference if model else None,
         ),
         device=model.device if model else None,
         rerank_enabled=enable_rerank,

@@ -1,5 +1,6 @@
 """Serving stage (per namespace): which profile's artefacts a namespace serves, promotion through the
-checks + Recall@10 gate, and rollback (a pointer move: nothing is recomputed)."""
+checks + Recall@10 gate and the expected scores (measured value ± tolerance per eval set), and
+rollback (a pointer move: nothing is recomputed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from medkg_assets.evaluation.expected_scores import (
+    ScoreCheck,
+    check_expected,
+    expected_scores,
+    promotion_blockers,
+)
+from medkg_assets.manifests.rerank import RerankManifest
 from medkg_assets.rollout.serving import (
     NothingToRollBackError,
     ServingRecord,
@@ -90,6 +98,25 @@ def passing_recall(layout: ArtifactLayout, namespace: str, profile: str) -> floa
     return float(history[-1]["recall@10"]) if history else None
 
 
+def expected_checks(ctx: StageContext, profile: str) -> list[ScoreCheck]:
+    """The profile's final-ranking figures on each eval set (its rerank manifest) against the
+    expected scores recorded for it; [] when none are recorded."""
+    expected = expected_scores(ctx.settings.config_dir / "expected_scores.yaml", ctx.namespace_name, profile)
+    if not expected:
+        return []
+    manifest = RerankManifest.load_or_none(ctx.layout.rerank_manifest(ctx.namespace_name, profile))
+    measured = (
+        {
+            name: per[manifest.final_stage]
+            for name, per in manifest.quality_by_set.items()
+            if manifest.final_stage in per
+        }
+        if manifest
+        else {}
+    )
+    return check_expected(expected, measured)
+
+
 def artefact_versions(layout: ArtifactLayout, namespace: str, profile: str) -> dict[str, str]:
     """The versions a promotion points readers at: one set of one chunk version, or ArtefactSetError."""
     pinned = pin_chunk_version(layout, namespace, profile, ALL_STAGES)
@@ -128,6 +155,13 @@ def promote_profile(
     if not decision.allowed:
         raise StageError(
             f"namespace {namespace}: promotion of {target} refused: {decision.reason}",
+            {"live_profile": state.live.profile if state.live else "none", "candidate": target},
+        )
+    blockers = promotion_blockers(expected_checks(ctx, target))
+    if blockers:
+        raise StageError(
+            f"namespace {namespace}: promotion of {target} refused: below its expected scores "
+            f"(config/expected_scores.yaml): {'; '.join(blockers)}",
             {"live_profile": state.live.profile if state.live else "none", "candidate": target},
         )
     record = ServingRecord(

@@ -121,9 +121,10 @@ class VersionedDirectory:
     version live. Equal content gets the same digest, so reruns are idempotent.
     """
 
-    def __init__(self, root: Path, keep: int = 2):
+    def __init__(self, root: Path, keep: int = 2, pinned: frozenset[str] = frozenset()):
         self.root = root
         self.keep = keep
+        self.pinned = pinned  # versions that are never pruned (e.g. the one in use)
 
     @property
     def current(self) -> Path | None:
@@ -132,6 +133,9 @@ class VersionedDirectory:
             return None
         path = self.root / "versions" / pointer.read_text().strip()
         return path if path.is_dir() else None
+
+    def version(self, name: str) -> Path:
+        return self.root / "versions" / name
 
     def require_current(self, what: str) -> Path:
         current = self.current
@@ -162,7 +166,7 @@ class VersionedDirectory:
 
     def _prune(self, live: str) -> None:
         versions = sorted(
-            (p for p in (self.root / "versions").iterdir() if p.name != live),
+            (p for p in (self.root / "versions").iterdir() if p.name != live and p.name not in self.pinned),
             key=lambda p: p.stat().st_mtime,
             reverse=True,
         )

@@ -23,6 +23,10 @@ class ArtifactLayout:
         """Which profile the namespace serves, and the ones it served before (rollback targets)."""
         return self.namespace_dir(namespace) / "serving.json"
 
+    def ab_report(self, namespace: str) -> Path:
+        """The live profile against the candidate (`profile_ab_report`)."""
+        return self.namespace_dir(namespace) / "ab_report.json"
+
     def documents(self, namespace: str) -> Path:
         return self.namespace_dir(namespace) / "documents.jsonl"
 
@@ -62,6 +66,17 @@ class ArtifactLayout:
     def fusion_config(self, namespace: str, profile: str) -> Path:
         """The fusion and rerank settings tuned for the partition (`fusion_config` asset)."""
         return self.profile_dir(namespace, profile) / "rerank" / "fusion.json"
+
+    def adapted_rerankers(
+        self, namespace: str, profile: str, adopted: str | None = None
+    ) -> VersionedDirectory:
+        """CrossEncoders fine-tuned for the partition (`adapted_reranker`); the adopted is never pruned."""
+        root = self.profile_dir(namespace, profile) / "rerank" / "adapted"
+        return VersionedDirectory(root, pinned=frozenset({adopted} if adopted else ()))
+
+    def adaptation_record(self, namespace: str, profile: str) -> Path:
+        """The last adaptation: its candidate, the comparison with the base, and which model is used."""
+        return self.profile_dir(namespace, profile) / "rerank" / "adaptation.json"
 
     def recall_history(self, namespace: str, profile: str) -> Path:
         return self.profile_dir(namespace, profile) / "checks" / "recall_history.json"

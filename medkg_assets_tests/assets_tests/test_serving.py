@@ -122,3 +122,64 @@ def test_percentage_rollout_and_the_canary_sensor_build_the_candidate_alongside(
         (f"tiny|{BASELINE}", "baseline"),
         (f"tiny|{CANDIDATE}", "candidate"),
     ]
+
+
+def _write_expected(config_dir, expected_by_profile):
+    body = {"tiny": {p: {"expected": {"dev": e}} for p, e in expected_by_profile.items()}}
+    (config_dir / "expected_scores.yaml").write_text(yaml.safe_dump(body))
+
+
+def test_the_ab_report_sets_live_beside_the_candidate_and_expected_scores_gate_promotion(
+    config_dir, dagster_home, monkeypatch, capsys
+):
+    from medkg_assets.manifests.rerank import RerankManifest
+
+    instance = dagster_home
+    build_both_profiles(instance)
+    assert medkg(["promote", "--namespace", "tiny"]) == 0
+    layout = ArtifactLayout(current_settings().data_dir)
+    final = {}
+    for profile in (BASELINE, CANDIDATE):
+        manifest = RerankManifest.load(layout.rerank_manifest("tiny", profile))
+        final[profile] = manifest.quality_by_set["dev"][manifest.final_stage]
+    # The candidate was recorded 0.05 nDCG@10 better than it now measures: promotion is refused.
+    _write_expected(
+        config_dir,
+        {
+            BASELINE: {"ndcg@10": {"value": final[BASELINE]["ndcg@10"], "tolerance": 0.01}},
+            CANDIDATE: {"ndcg@10": {"value": final[CANDIDATE]["ndcg@10"] + 0.05, "tolerance": 0.01}},
+        },
+    )
+    start_rollout(config_dir, monkeypatch, canary=["tiny"])
+    capsys.readouterr()
+    assert medkg(["promote", "--namespace", "tiny"]) == 1
+    refusal = capsys.readouterr().err
+    assert (
+        "below its expected scores" in refusal and f"dev ndcg@10 {final[CANDIDATE]['ndcg@10']:.4f}" in refusal
+    )
+    assert live().profile == BASELINE
+
+    report = instance.get_latest_materialization_event(AssetKey("profile_ab_report")).asset_materialization
+    shown = {k: v.value for k, v in report.metadata.items()}
+    assert report.partition == "tiny" and shown["profiles"] == {"live": BASELINE, "candidate": CANDIDATE}
+    quality = shown["quality"].splitlines()
+    assert quality[0] == (
+        f"| eval set | stage | {BASELINE} (live) nDCG@10 / R@10 / MRR@10 "
+        f"| {CANDIDATE} (candidate) nDCG@10 / R@10 / MRR@10 |"
+    )
+    assert {row.split(" | ")[1] for row in quality[2:]} == {"dense", "sparse", "bm25", "hybrid", "reranked"}
+    assert "FAISS bytes" in shown["cost"] and "rerank p50 ms" in shown["cost"]
+    statuses = {
+        row.split(" | ")[0].strip("| "): row.split(" | ")[-1].strip(" |")
+        for row in shown["expected_scores"].splitlines()[2:]
+    }
+    assert statuses == {BASELINE: "ok", CANDIDATE: "below"}
+    stored = json.loads(layout.ab_report("tiny").read_text())
+    assert [p["profile"] for p in stored["profiles"]] == [BASELINE, CANDIDATE]
+
+    # Re-measured and recorded again: the same candidate is promoted.
+    _write_expected(
+        config_dir, {CANDIDATE: {"ndcg@10": {"value": final[CANDIDATE]["ndcg@10"], "tolerance": 0.01}}}
+    )
+    assert medkg(["promote", "--namespace", "tiny"]) == 0
+    assert live().profile == CANDIDATE

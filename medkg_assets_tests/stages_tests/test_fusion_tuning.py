@@ -14,43 +14,8 @@ from medkg_assets_tests.conftest import current_settings
 pytestmark = pytest.mark.slow
 
 
-def _write_sets(config_dir):
-    """Train questions (short) and a second dev set of long consumer-style messages, about the
-    tiny corpus's three answers, beside its MedQuAD dev set."""
-    data = config_dir.parent / "data" / "tiny"
-    docs = [json.loads(line) for line in (data / "corpus.jsonl").read_text().splitlines()]
-    train, consumer = [], []
-    for i, doc in enumerate(docs):
-        focus = doc["title"] or doc["text"].split(".")[0]
-        train += [(f"T{i}a", f"What is {focus}?", doc["_id"]), (f"T{i}b", f"{focus} treatment", doc["_id"])]
-        consumer.append(
-            (
-                f"C{i}",
-                f"SUBJECT: question about {focus}. Hello, my husband was told last week he may have "
-                f"{focus.lower()} and we are both worried. What does it mean, and what can we do? Thanks",
-                doc["_id"],
-            )
-        )
-    with (data / "queries.jsonl").open("a") as out:
-        for query_id, text, _ in train + consumer:
-            out.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    for name, rows in (("train", train), ("consumer", consumer)):
-        (data / "qrels" / f"{name}.tsv").write_text(
-            "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t2\n" for q, _, d in rows)
-        )
-    namespace = config_dir / "namespaces" / "tiny.yaml"
-    kept = [line for line in namespace.read_text().splitlines(True) if not line.startswith("eval:")]
-    namespace.write_text(
-        "".join(kept)
-        + "eval:\n"
-        + "  - {name: medquad, queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/dev.tsv,\n"
-        + "     train_qrels: data/tiny/qrels/train.tsv}\n"
-        + "  - {name: consumer, queries: data/tiny/queries.jsonl, qrels: data/tiny/qrels/consumer.tsv}\n"
-    )
-
-
 def test_fusion_is_tuned_on_train_selected_on_every_dev_set_and_reproducible(config_dir, instance):
-    _write_sets(config_dir)
+    pipeline.add_judged_sets(config_dir)
     pipeline.ingest(instance, "tiny")
     result = pipeline.index(instance, "tiny", "minilm_cpu")
     tuned = pipeline.metadata(result, "fusion_config")
