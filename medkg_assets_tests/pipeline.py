@@ -38,6 +38,15 @@ def resources() -> dict[str, Any]:
     return dict(definitions().resources or {})
 
 
+def run_reader_stage(stage, ctx, options):
+    """Call a stage that reads a built partition (`tune_fusion`, `adapt_reranker`, …) directly,
+    with the code location's own resources."""
+    found = resources()
+    return stage(
+        ctx, options, found["dense_encoder"], found["sparse_encoder"], found["reranker"], found["lucene"]
+    )
+
+
 def _all_assets_and_checks(defs: Definitions):
     return list(defs.assets or []) + list(defs.asset_checks or [])
 

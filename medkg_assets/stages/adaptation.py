@@ -24,12 +24,17 @@ from medkg_assets.search.retrieval import Ranking, Retriever
 from medkg_assets.stages.adopted import AdaptationRecord, load_record, with_reranker
 from medkg_assets.stages.context import StageContext
 from medkg_assets.stages.dense import DenseEncoders
-from medkg_assets.stages.judged_sets import JudgedSet, dev_sets, train_sets
+from medkg_assets.stages.judged_sets import JudgedSet, dev_sets, eval_files_digest, train_sets
 from medkg_assets.stages.lucene import LuceneIndexes
-from medkg_assets.stages.reader import Rerankers, document_run, open_retriever, rerank_candidates
+from medkg_assets.stages.reader import (
+    RERANK_DISABLED_WARNING,
+    Rerankers,
+    document_run,
+    open_retriever,
+    rerank_candidates,
+)
 from medkg_assets.stages.reports import (
     CheckOutcome,
-    JsonValue,
     Metadata,
     Report,
     StageError,
@@ -73,7 +78,6 @@ class AdaptationOptions(BaseModel):
 class AdaptationReport(Report):
     record: AdaptationRecord
     rebuilt: bool
-    warnings: list[str]
     path: str
 
     def to_metadata(self) -> Metadata:
@@ -103,7 +107,6 @@ class AdaptationReport(Report):
             if record.training
             else "not trained",
             "rebuilt": self.rebuilt,
-            "warnings": JsonValue(self.warnings),
             "path": path_value(self.path),
         }
 
@@ -182,8 +185,6 @@ def compare_with_base(
 def _inputs_digest(
     ctx: StageContext, retriever: Retriever, options: AdaptationOptions, pairs: list[TrainingPair]
 ) -> str:
-    from medkg_assets.stages.judged_sets import eval_files_digest
-
     pairs_digest = hashlib.sha256(
         canonical_json([[p.query, p.passage, p.label] for p in pairs]).encode()
     ).hexdigest()
@@ -210,31 +211,35 @@ def adapt_reranker(
     profile = ctx.require_profile()
     target = ctx.layout.adaptation_record(ctx.namespace_name, profile.name)
     previous = load_record(ctx)
-    warnings: list[str] = []
 
-    def keep_base(
+    def finish(
         reason: str,
         inputs: str = "",
         training: dict[str, float | int | str] | None = None,
         comparisons: Sequence[SetComparison] = (),
         candidate: str | None = None,
+        adopted: bool = False,
     ) -> AdaptationReport:
         # The record is the latest candidate's: a skipped or losing one leaves the base in use.
         record = AdaptationRecord(
             base_model=profile.reranker.model,
             candidate=candidate,
-            adopted=None,
+            adopted=candidate if adopted else None,
             reason=reason,
             training=training or {},
             comparisons=list(comparisons),
             inputs_digest=inputs,
         )
         atomic_write_json(target, record.model_dump(mode="json"))
-        ctx.log.info(f"{ctx.key}: {reason}")
-        return AdaptationReport(record=record, rebuilt=True, warnings=warnings, path=str(target))
+        ctx.log.info(
+            f"{ctx.key}: {'adopted ' + candidate if adopted and candidate else 'base kept'}: {reason}"
+        )
+        return AdaptationReport(record=record, rebuilt=True, path=str(target))
 
     if not options.enabled:
-        return keep_base("adaptation disabled (run config `enabled: false`): the base is used")
+        return finish("adaptation disabled (run config `enabled: false`): the base is used")
+    if not ctx.settings.enable_rerank:
+        return finish(f"{RERANK_DISABLED_WARNING}: no reranker to adapt")
     try:
         retriever = open_retriever(ctx, dense_encoder, sparse_encoder, lucene)
         train = train_sets(ctx, retriever.documents_present, options.max_train_queries, options.seed)
@@ -244,14 +249,14 @@ def adapt_reranker(
     except ValueError as error:
         raise StageError(f"{ctx.where}: {error}") from error
     if not train:
-        return keep_base(
+        return finish(
             "no train judgments (`train_qrels` in the eval sets): nothing to adapt, the base is used"
         )
     pairs, queries_used = mine_training_pairs(
         train, retriever, options.negatives_per_query, options.mining_depth, options.seed
     )
     if not pairs:
-        return keep_base("no train query has a judged answer in its hybrid top 100: the base is used")
+        return finish("no train query has a judged answer in its hybrid top 100: the base is used")
     inputs = _inputs_digest(ctx, retriever, options, pairs)
     store = ctx.layout.adapted_rerankers(
         ctx.namespace_name, profile.name, previous.adopted if previous else None
@@ -262,7 +267,7 @@ def adapt_reranker(
         and (previous.candidate is None or store.version(previous.candidate).is_dir())
     ):
         ctx.log.info(f"{ctx.key}: inputs unchanged; adaptation kept ({previous.reason})")
-        return AdaptationReport(record=previous, rebuilt=False, warnings=warnings, path=str(target))
+        return AdaptationReport(record=previous, rebuilt=False, path=str(target))
     try:
         base = reranker.open(profile, ctx.settings.models_dir)
     except RerankerUnavailableError as error:
@@ -296,20 +301,7 @@ def adapt_reranker(
     adapted = reranker.open(with_reranker(profile, candidate), ctx.settings.models_dir)
     comparisons = compare_with_base(ctx, dev, retriever, base, adapted, reranker.batch_cap, options.min_noise)
     verdict = judge_adaptation(comparisons)
-    if not verdict.adopted:
-        return keep_base(verdict.reason, inputs, training, comparisons, candidate.name)
-    record = AdaptationRecord(
-        base_model=profile.reranker.model,
-        candidate=candidate.name,
-        adopted=candidate.name,
-        reason=verdict.reason,
-        training=training,
-        comparisons=comparisons,
-        inputs_digest=inputs,
-    )
-    atomic_write_json(target, record.model_dump(mode="json"))
-    ctx.log.info(f"{ctx.key}: adapted reranker {candidate.name} adopted: {verdict.reason}")
-    return AdaptationReport(record=record, rebuilt=True, warnings=warnings, path=str(target))
+    return finish(verdict.reason, inputs, training, comparisons, candidate.name, verdict.adopted)
 
 
 def check_adaptation(ctx: StageContext) -> CheckOutcome:

@@ -42,15 +42,7 @@ def test_adaptation_is_compared_on_every_dev_set_and_a_worse_model_is_refused(
     assert shown["reranker_in_use"] == (f"adapted {record.adopted}" if in_use else f"base {BASE}")
     assert _manifest_reranker(ctx) == (str(in_use) if in_use else BASE)
     # the same inputs: nothing is trained again
-    resources = pipeline.resources()
-    again = adapt_reranker(
-        ctx,
-        AdaptationOptions(),
-        resources["dense_encoder"],
-        resources["sparse_encoder"],
-        resources["reranker"],
-        resources["lucene"],
-    )
+    again = pipeline.run_reader_stage(adapt_reranker, ctx, AdaptationOptions())
     assert not again.rebuilt and again.record == record
 
     # A deliberately worse candidate: the same mined pairs with their labels inverted, many passes.

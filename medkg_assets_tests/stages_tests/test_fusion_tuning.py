@@ -37,13 +37,5 @@ def test_fusion_is_tuned_on_train_selected_on_every_dev_set_and_reproducible(con
     assert check.metadata["eval_set"] == "medquad" and "consumer_ndcg@10" in check.metadata
     # same inputs, same seed: the same settings, recomputed from scratch
     ctx.layout.fusion_config("tiny", "minilm_cpu").unlink()
-    resources = pipeline.resources()
-    again = tune_fusion(
-        ctx,
-        TuningOptions(),
-        resources["dense_encoder"],
-        resources["sparse_encoder"],
-        resources["reranker"],
-        resources["lucene"],
-    )
+    again = pipeline.run_reader_stage(tune_fusion, ctx, TuningOptions())
     assert again.rebuilt and again.fusion.model_dump() == stored["fusion"]
