@@ -101,7 +101,12 @@ def passing_recall(layout: ArtifactLayout, namespace: str, profile: str) -> floa
 def expected_checks(ctx: StageContext, profile: str) -> list[ScoreCheck]:
     """The profile's final-ranking figures on each eval set (its rerank manifest) against the
     expected scores recorded for it; [] when none are recorded."""
-    expected = expected_scores(ctx.settings.config_dir / "expected_scores.yaml", ctx.namespace_name, profile)
+    try:
+        expected = expected_scores(
+            ctx.settings.config_dir / "expected_scores.yaml", ctx.namespace_name, profile
+        )
+    except ValueError as error:
+        raise StageError(str(error)) from error
     if not expected:
         return []
     manifest = RerankManifest.load_or_none(ctx.layout.rerank_manifest(ctx.namespace_name, profile))

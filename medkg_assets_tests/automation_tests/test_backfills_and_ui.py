@@ -122,8 +122,9 @@ def test_asset_graph_lists_the_medkg_assets_and_checks_in_chromium(server, tmp_p
         "--virtual-time-budget=20000",
     ]
     started = time.monotonic()
+    # The catalog renders only the rows in view: a tall window keeps every asset in the DOM.
     page = subprocess.run(
-        ["chromium", *flags, "--dump-dom", f"{server.url}/assets?view=flat"],
+        ["chromium", *flags, "--window-size=1400,3000", "--dump-dom", f"{server.url}/assets?view=flat"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -154,8 +155,11 @@ def test_asset_graph_lists_the_medkg_assets_and_checks_in_chromium(server, tmp_p
         "sparse_vectors",
         "sparse_index",
         "opensearch_mapping",
+        "adapted_reranker",
+        "fusion_config",
         "rerank_manifest",
         "processing_summary",
+        "profile_ab_report",
         "serving_alias",
     ):
         assert asset in page.stdout, f"{asset} not in the asset catalog page"
