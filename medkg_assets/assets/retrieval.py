@@ -4,6 +4,8 @@ allows) → `fusion_config` (fusion and rerank settings tuned on train judgments
 selected on dev) → `rerank_manifest` (guarded by the blocking
 `recall_at_10` check) → `processing_summary`."""
 
+from typing import Any
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -57,14 +59,18 @@ def retrieval_assets(
     settings: Settings, partitions: Partitions
 ) -> list[AssetsDefinition | AssetChecksDefinition]:
     multi = partitions.namespace_profile
+    # What the three readers of a built partition share: partitions, backfills, the GPU pool and tag.
+    gpu_reader: dict[str, Any] = {
+        "partitions_def": multi,
+        "backfill_policy": partitions.backfill_policy,
+        "group_name": RETRIEVAL_GROUP,
+        "pool": GPU_POOL,
+        "op_tags": {GPU_STAGE_TAG: "rerank"},
+    }
 
     @asset(
-        partitions_def=multi,
-        backfill_policy=partitions.backfill_policy,
+        **gpu_reader,
         deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks")],
-        group_name=RETRIEVAL_GROUP,
-        pool=GPU_POOL,
-        op_tags={GPU_STAGE_TAG: "rerank"},
         kinds={"pytorch"},
         code_version=code_version(settings, ADAPTATION_CODE_VERSION),
         description="The profile's CrossEncoder fine-tuned on the namespace's train judgments with "
@@ -100,12 +106,8 @@ def retrieval_assets(
         return check_stage(context, settings, check_adaptation)
 
     @asset(
-        partitions_def=multi,
-        backfill_policy=partitions.backfill_policy,
+        **gpu_reader,
         deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks"), adapted_reranker],
-        group_name=RETRIEVAL_GROUP,
-        pool=GPU_POOL,
-        op_tags={GPU_STAGE_TAG: "rerank"},
         kinds={"pytorch", "json"},
         code_version=code_version(settings, FUSION_CODE_VERSION),
         description="Fusion (RRF k, weights, depth) and rerank (depth, blend) settings tuned on the "
@@ -130,12 +132,8 @@ def retrieval_assets(
         )
 
     @asset(
-        partitions_def=multi,
-        backfill_policy=partitions.backfill_policy,
+        **gpu_reader,
         deps=["faiss_index", "sparse_index", "sparse_vectors", per_namespace("chunks"), fusion_config],
-        group_name=RETRIEVAL_GROUP,
-        pool=GPU_POOL,
-        op_tags={GPU_STAGE_TAG: "rerank"},
         kinds={"pytorch", "json"},
         code_version=code_version(settings, RERANK_CODE_VERSION),
         description="Eval-set retrieval per stage and the CrossEncoder rerank of the fused candidates.",
