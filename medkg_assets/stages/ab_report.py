@@ -56,7 +56,7 @@ def profile_figures(ctx: StageContext, profile: str, role: str) -> ProfileFigure
             profile=profile, role=role, built=False, blockers=["not built (no rerank manifest)"]
         )
     summary = read_json_or(layout.processing_summary(namespace, profile), {})
-    checks = expected_checks(ctx, profile)
+    checks = expected_checks(ctx, profile, manifest)
     return ProfileFigures(
         profile=profile,
         role=role,

@@ -98,9 +98,9 @@ def passing_recall(layout: ArtifactLayout, namespace: str, profile: str) -> floa
     return float(history[-1]["recall@10"]) if history else None
 
 
-def expected_checks(ctx: StageContext, profile: str) -> list[ScoreCheck]:
-    """The profile's final-ranking figures on each eval set (its rerank manifest) against the
-    expected scores recorded for it; [] when none are recorded."""
+def expected_checks(ctx: StageContext, profile: str, manifest: RerankManifest | None) -> list[ScoreCheck]:
+    """The profile's final-ranking figures on each eval set (from its rerank manifest, None when not
+    built) against the expected scores recorded for it; [] when none are recorded."""
     try:
         expected = expected_scores(
             ctx.settings.config_dir / "expected_scores.yaml", ctx.namespace_name, profile
@@ -109,7 +109,6 @@ def expected_checks(ctx: StageContext, profile: str) -> list[ScoreCheck]:
         raise StageError(str(error)) from error
     if not expected:
         return []
-    manifest = RerankManifest.load_or_none(ctx.layout.rerank_manifest(ctx.namespace_name, profile))
     measured = (
         {
             name: per[manifest.final_stage]
@@ -162,7 +161,8 @@ def promote_profile(
             f"namespace {namespace}: promotion of {target} refused: {decision.reason}",
             {"live_profile": state.live.profile if state.live else "none", "candidate": target},
         )
-    blockers = promotion_blockers(expected_checks(ctx, target))
+    manifest = RerankManifest.load_or_none(ctx.layout.rerank_manifest(namespace, target))
+    blockers = promotion_blockers(expected_checks(ctx, target, manifest))
     if blockers:
         raise StageError(
             f"namespace {namespace}: promotion of {target} refused: below its expected scores "

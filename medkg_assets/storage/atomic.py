@@ -131,7 +131,7 @@ class VersionedDirectory:
         pointer = self.root / "CURRENT"
         if not pointer.exists():
             return None
-        path = self.root / "versions" / pointer.read_text().strip()
+        path = self.version(pointer.read_text().strip())
         return path if path.is_dir() else None
 
     def version(self, name: str) -> Path:
@@ -152,7 +152,7 @@ class VersionedDirectory:
             os.chmod(scratch, directory_mode())  # mkdtemp makes it 0700; the version keeps this mode
             yield scratch
             version = _directory_digest(scratch)
-            target = self.root / "versions" / version
+            target = self.version(version)
             if target.exists():
                 shutil.rmtree(scratch)
             else:
